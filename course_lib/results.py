@@ -1,0 +1,146 @@
+"""Measured results: each chapter reports its figures, ``make course`` gathers them.
+
+A chapter calls :func:`report` once with what it measured. The files land in the results
+directory (``$COURSE_RESULTS_DIR``, default ``build/results``); :func:`gather` merges them into
+``build/results.json`` and :func:`render_table` turns that into the README's results table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from course_lib.notebook import CourseContext
+
+RESULTS_ENV = "COURSE_RESULTS_DIR"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLE_START = "<!-- results:start -->"
+TABLE_END = "<!-- results:end -->"
+
+Metric = float | int | str
+
+
+def results_dir() -> Path:
+    """Directory that holds one JSON file per chapter."""
+    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "build" / "results")
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """Write JSON to ``path`` through a temporary file and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, ensure_ascii=False, sort_keys=True)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_metrics(metrics: dict[str, Metric]) -> dict[str, Metric]:
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError("metrics must be a non-empty dict of name -> number or string")
+    clean: dict[str, Metric] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"metric names must be non-empty strings, got {name!r}")
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError(f"metric {name!r} must be a number or a string, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"metric {name!r} is {value}: a chapter must not report a non-finite result")
+        clean[name] = value
+    return clean
+
+
+def report(chapter: str, metrics: dict[str, Metric], context: "CourseContext") -> Path:
+    """Record the figures a chapter measured, with the mode and device of ``context``."""
+    if not re.fullmatch(r"\d\d_[a-z0-9_]+", chapter or ""):
+        raise ValueError(f"chapter must look like '04_transformer_block_and_training', got {chapter!r}")
+    payload = {
+        "chapter": chapter,
+        "mode": context.mode,
+        "device": str(context.device),
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": _check_metrics(metrics),
+    }
+    return write_json_atomic(results_dir() / f"{chapter}.json", payload)
+
+
+def gather(directory: Path | None = None) -> dict[str, Any]:
+    """Merge every chapter's results file into one dict keyed by chapter."""
+    directory = Path(directory or results_dir())
+    merged: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"results file {path} is not valid JSON ({exc}); re-run its chapter") from exc
+        merged[entry["chapter"]] = entry
+    return merged
+
+
+def _format(value: Metric) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def render_table(results: dict[str, Any]) -> str:
+    """Markdown table of every reported metric: chapter, metric, value, mode, device."""
+    lines = ["| chapter | metric | value | mode | device |", "|---|---|---|---|---|"]
+    for chapter, entry in sorted(results.items()):
+        for name, value in entry["metrics"].items():
+            lines.append(f"| {chapter} | {name} | {_format(value)} | {entry['mode']} | {entry['device']} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: dict[str, Any], source: str) -> None:
+    """Replace the table between the results markers in the README."""
+    text = readme.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{readme} has no '{TABLE_START}' … '{TABLE_END}' block to fill")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    block = f"{TABLE_START}\n_Source: `{source}`._\n\n{render_table(results)}\n{TABLE_END}"
+    readme.write_text(head + block + tail, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m course_lib.results gather OUT.json`` or ``readme RESULTS.json README.md``."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.results")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gather_cmd = sub.add_parser("gather", help="merge build/results/*.json into one file")
+    gather_cmd.add_argument("output", type=Path)
+    readme_cmd = sub.add_parser("readme", help="write a gathered results file into the README table")
+    readme_cmd.add_argument("results", type=Path)
+    readme_cmd.add_argument("readme", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "gather":
+        merged = gather()
+        if not merged:
+            raise SystemExit(f"no results in {results_dir()}: run the notebooks first (make course)")
+        write_json_atomic(args.output, merged)
+        print(f"wrote {args.output} ({len(merged)} chapters)")
+    else:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        update_readme(args.readme, results, source=str(args.results))
+        print(f"updated the results table in {args.readme}")
+
+
+if __name__ == "__main__":
+    main()
