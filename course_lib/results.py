@@ -104,8 +104,14 @@ def render_table(results: dict[str, Any]) -> str:
     """Markdown table of every reported metric: chapter, metric, value, mode, device."""
     lines = ["| chapter | metric | value | mode | device |", "|---|---|---|---|---|"]
     for chapter, entry in sorted(results.items()):
+        if chapter.startswith("_"):
+            continue
         for name, value in entry["metrics"].items():
             lines.append(f"| {chapter} | {name} | {_format(value)} | {entry['mode']} | {entry['device']} |")
+    runtimes = results.get("_runtimes_seconds")
+    if runtimes:
+        for chapter, seconds in runtimes["notebooks"].items():
+            lines.append(f"| {chapter} | notebook run time (s) | {_format(float(seconds))} | {runtimes['mode']} | – |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,58 @@
+# Transformers in practice: the teacher/student architecture — build and test the course.
+#   make course        set up, fetch data, run every notebook (fast mode) into build/notebooks/
+#   make course FULL=1 the same at full size (meant for a GPU machine)
+#   make test          set up, fetch data, unit tests + nbval over every notebook (fast mode)
+#   make lab           JupyterLab with the course installed
+#   make clean         remove build/ (distclean also removes .venv)
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+MODE := $(if $(FULL),full,fast)
+TORCH_PIN := torch==2.13.0
+
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONUNBUFFERED := 1
+export MPLBACKEND := Agg
+
+.PHONY: course test unit nbval lab data install clean distclean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+data: $(INSTALLED)
+	$(BIN)/python -m course_lib.data
+
+course: data
+	COURSE_MODE=$(MODE) $(BIN)/python -m course_lib.course_runner --mode $(MODE) --out build
+
+unit: data
+	COURSE_MODE=fast COURSE_RESULTS_DIR=build/test-results $(BIN)/python -m pytest tests -q
+
+nbval: data
+	COURSE_MODE=fast COURSE_RESULTS_DIR=build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
+		--nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
+
+test: data
+	COURSE_MODE=fast COURSE_RESULTS_DIR=build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
+		--durations=10 tests --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
+
+lab: data
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV) course_lib.egg-info
