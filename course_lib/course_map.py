@@ -1,0 +1,71 @@
+"""The course map: chapters, the outline sections they follow, and what each builds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from course_lib.results import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter notebook of the course."""
+
+    number: str
+    slug: str
+    title_zh: str
+    title_en: str
+    outline: str
+    builds: str
+    study_minutes: int
+
+    @property
+    def notebook(self) -> str:
+        return f"notebooks/{self.number}_{self.slug}.ipynb"
+
+    def available(self, root: Path = REPO_ROOT) -> bool:
+        """Is the notebook already part of the course?"""
+        return (root / self.notebook).exists()
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter("00", "start_here", "从这里开始", "Start here", "–",
+            "course map, environment check, fast/full mode, widgets, glossary", 15),
+    Chapter("01", "background", "背景介绍", "Background", "1.1–1.3",
+            "RNN → Transformer → pre-training → distillation; timeline; teacher vs student size", 20),
+    Chapter("02", "self_attention", "自注意力机制", "Self-attention", "2.1.1, 4.1.1",
+            "scaled dot-product attention, √d_k, masks, multi-head; attention explorer", 45),
+    Chapter("03", "positional_encoding", "位置编码", "Positional encoding", "2.1.2, 4.1.2",
+            "sinusoidal and learned encodings, relative offsets, a model without positions", 40),
+    Chapter("04", "transformer_block_and_training", "Transformer块与训练", "The Transformer block and its training",
+            "2.1.3, 4.1.3, 3.1, 5.1",
+            "residual + LayerNorm, FFN, encoder block; an MSRA NER tagger trained and evaluated", 60),
+    Chapter("05", "knowledge_distillation", "知识蒸馏", "Knowledge distillation", "1.2, 2.2, 3.2, 4.2, 5.2",
+            "soft/hard targets, temperature, KD loss, T² scaling, gradients; temperature/alpha widgets", 60),
+    Chapter("06", "mnist_teacher_student", "MNIST教师/学生实验", "MNIST teacher and student", "seed 003 §5",
+            "Hinton et al. 2015 reproduced; T × alpha study; live distillation", 60),
+    Chapter("07", "ner_teacher_student", "命名实体识别的蒸馏", "Distillation for NER", "seed 002 §5, 2.3",
+            "Transformer teacher → tiny student; logit and hidden-state distillation", 60),
+    Chapter("08", "inference_and_deployment", "推理与部署", "Inference and deployment", "3.3, 5.3",
+            "save/load, inference API, ONNX Runtime, int8, measured latency and size", 45),
+    Chapter("09", "applications", "实际应用场景", "Applications", "6.1–6.3",
+            "translation, classification, question answering, generation", 60),
+    Chapter("10", "summary_and_faq", "总结与常见问题", "Summary and FAQ", "7, 8, 9",
+            "tools, trends, challenges; FAQ answered with the course's measurements", 20),
+)
+
+
+def course_map_markdown(chapters: tuple[Chapter, ...] = CHAPTERS, root: Path = REPO_ROOT) -> str:
+    """The course map as a Markdown table (chapters not yet written are marked as coming)."""
+    lines = [
+        "| # | chapter | outline | builds | study time | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ch in chapters:
+        status = "ready" if ch.available(root) else "coming"
+        lines.append(
+            f"| {ch.number} | {ch.title_zh} · {ch.title_en} | {ch.outline} | {ch.builds} | "
+            f"~{ch.study_minutes} min | {status} |"
+        )
+    return "\n".join(lines)

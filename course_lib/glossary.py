@@ -1,0 +1,65 @@
+"""The bilingual glossary (术语表). Chapters add the terms they introduce here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Term:
+    """One glossary entry: English, Chinese, a one-line meaning and the chapter that teaches it."""
+
+    english: str
+    chinese: str
+    meaning: str
+    chapter: str
+
+
+GLOSSARY: tuple[Term, ...] = (
+    Term("token", "词元", "the unit a model reads; in the NER chapters one Chinese character", "00"),
+    Term("embedding", "嵌入", "a learned vector for each token id", "02"),
+    Term("vocabulary", "词表", "the list of known tokens; unknown ones map to <unk>", "04"),
+    Term("padding", "填充", "filler tokens that make sequences in a batch equally long", "02"),
+    Term("mask", "掩码", "a boolean tensor saying which positions may be attended to or counted", "02"),
+    Term("attention", "注意力", "a weighted average of values, weights from query-key similarity", "02"),
+    Term("self-attention", "自注意力", "attention where queries, keys and values come from one sequence", "02"),
+    Term("scaled dot-product attention", "缩放点积注意力", "softmax(QKᵀ/√d_k)V", "02"),
+    Term("multi-head attention", "多头注意力", "several attentions in parallel on split dimensions", "02"),
+    Term("causal mask", "因果掩码", "forbids attending to later positions", "02"),
+    Term("positional encoding", "位置编码", "adds order information that attention alone lacks", "03"),
+    Term("residual connection", "残差连接", "x + f(x): the sub-layer learns a correction", "04"),
+    Term("layer normalisation", "层归一化", "normalises each token vector to zero mean, unit variance", "04"),
+    Term("pre-norm / post-norm", "前置/后置归一化", "LayerNorm before the sub-layer, or after the residual sum", "04"),
+    Term("feed-forward network", "前馈网络", "two linear layers with a non-linearity, applied per token", "04"),
+    Term("encoder", "编码器", "a stack of self-attention + feed-forward blocks", "04"),
+    Term("named entity recognition (NER)", "命名实体识别", "tagging person, location and organisation names", "04"),
+    Term("BIO tagging", "BIO标注", "B- begins an entity, I- continues it, O is outside", "04"),
+    Term("warm-up", "学习率预热", "raising the learning rate from 0 over the first steps", "04"),
+    Term("gradient clipping", "梯度裁剪", "rescaling gradients whose norm exceeds a threshold", "04"),
+    Term("early stopping", "早停", "stopping when the dev score no longer improves", "04"),
+    Term("dropout", "随机失活", "zeroing random activations during training as regularisation", "04"),
+    Term("pre-training", "预训练", "training on a large generic corpus before the task", "01"),
+    Term("fine-tuning", "微调", "continuing training on the task's labelled data", "01"),
+    Term("model compression", "模型压缩", "making a model smaller or faster: distillation, pruning, quantisation", "01"),
+    Term("knowledge distillation", "知识蒸馏", "training a student to match a teacher's outputs", "01"),
+    Term("teacher model", "教师模型", "the large, accurate model whose outputs are imitated", "01"),
+    Term("student model", "学生模型", "the small model trained to imitate the teacher", "01"),
+    Term("logits", "logits（未归一化输出）", "a model's scores before softmax", "00"),
+    Term("temperature", "温度", "T in softmax(z/T): larger T gives softer probabilities", "00"),
+    Term("soft targets", "软目标", "the teacher's full probability distribution at temperature T", "05"),
+    Term("hard targets", "硬目标", "the true one-hot labels", "05"),
+    Term("dark knowledge", "暗知识", "what the small probabilities of wrong classes reveal", "05"),
+    Term("KL divergence", "KL散度", "how far one distribution is from another", "05"),
+    Term("distillation loss", "蒸馏损失", "α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE(labels, student)", "05"),
+    Term("transfer set", "迁移集", "the inputs on which the student imitates the teacher", "06"),
+    Term("quantisation", "量化", "storing weights and activations in fewer bits, e.g. int8", "08"),
+    Term("inference", "推理", "using a trained model to predict", "08"),
+)
+
+
+def glossary_markdown(terms: tuple[Term, ...] = GLOSSARY) -> str:
+    """The glossary as a Markdown table sorted by English term."""
+    lines = ["| English | 中文 | meaning | chapter |", "|---|---|---|---|"]
+    for term in sorted(terms, key=lambda t: t.english.lower()):
+        lines.append(f"| {term.english} | {term.chinese} | {term.meaning} | {term.chapter} |")
+    return "\n".join(lines)
