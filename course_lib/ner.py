@@ -1,0 +1,214 @@
+"""Named-entity recognition on top of the Transformer token tagger (chapters 04 and 07).
+
+Token-level loss that ignores padding, decoding of logits into BIO tags, entity-level
+evaluation with seqeval, and helpers to tag a raw sentence and list its entities.
+
+Evaluation follows seqeval's default mode, which matches the classic ``conlleval`` script
+used by the MSRA/CoNLL literature: an ``I-X`` that does not continue an entity of type X
+starts a new entity (it is not discarded as in the strict IOB2 mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from torch import Tensor, nn
+
+from course_lib.data import ID2LABEL, IGNORE_INDEX, CharVocab
+from course_lib.training import move_to_device
+
+__all__ = [
+    "decode_predictions",
+    "evaluate_tagger",
+    "extract_entities",
+    "per_type_report",
+    "predict_tags",
+    "tag_sentence",
+    "tagger_loss",
+    "token_classification_loss",
+]
+
+
+def token_classification_loss(
+    logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
+    """Mean cross-entropy over real tokens: positions whose label is ``ignore_index`` are left out.
+
+    ``logits`` has shape (B, L, C), ``labels`` (B, L) with integer class ids.
+    """
+    if not isinstance(logits, Tensor) or logits.dim() != 3:
+        raise ValueError(
+            "logits must be a (batch, length, num_labels) tensor, got "
+            + (
+                f"shape {tuple(logits.shape)}"
+                if isinstance(logits, Tensor)
+                else type(logits).__name__
+            )
+        )
+    if not isinstance(labels, Tensor) or labels.shape != logits.shape[:2]:
+        raise ValueError(
+            f"labels must be a (batch, length) tensor matching logits {tuple(logits.shape)}, got "
+            + (
+                f"shape {tuple(labels.shape)}"
+                if isinstance(labels, Tensor)
+                else type(labels).__name__
+            )
+        )
+    if labels.dtype != torch.long:
+        raise TypeError(f"labels must hold class ids as torch.long, got {labels.dtype}")
+    if not bool((labels != ignore_index).any()):
+        raise ValueError(
+            f"every label equals ignore_index={ignore_index}: "
+            "the batch has no real tokens to learn from"
+        )
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index
+    )
+
+
+def _logits_of(output: Any) -> Tensor:
+    """The logits of a model output (a ``ModelOutput`` or a bare tensor)."""
+    return output if isinstance(output, Tensor) else output.logits
+
+
+def tagger_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """Token-classification loss of ``model`` on a ``collate_ner`` batch; a ``loss_fn`` for ``train``."""
+    output = model(batch["input_ids"], mask=batch["mask"])
+    return token_classification_loss(_logits_of(output), batch["labels"])
+
+
+def decode_predictions(logits: Tensor, mask: Tensor) -> list[list[str]]:
+    """Most likely tag per real token: one list of label strings per sentence, padding dropped."""
+    if logits.dim() != 3 or mask.shape != logits.shape[:2]:
+        raise ValueError(
+            f"expected logits (batch, length, num_labels) and mask (batch, length), got "
+            f"{tuple(logits.shape)} and {tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True on real tokens), got {mask.dtype}")
+    predicted = logits.argmax(dim=-1).cpu()
+    mask = mask.cpu()
+    return [
+        [ID2LABEL[int(index)] for index in row[keep]] for row, keep in zip(predicted, mask)
+    ]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def predict_tags(
+    model: nn.Module, loader: Iterable[dict[str, Tensor]]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted tag sequences for every sentence of ``loader`` (eval mode, no gradients)."""
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    gold: list[list[str]] = []
+    predicted: list[list[str]] = []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                batch = move_to_device(batch, device)
+                output = model(batch["input_ids"], mask=batch["mask"])
+                predicted.extend(decode_predictions(_logits_of(output), batch["mask"]))
+                for row, keep in zip(batch["labels"].cpu(), batch["mask"].cpu()):
+                    gold.append([ID2LABEL[int(index)] for index in row[keep]])
+    finally:
+        model.train(was_training)
+    if not gold:
+        raise ValueError("the loader yielded no sentences to evaluate")
+    return gold, predicted
+
+
+def evaluate_tagger(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> dict[str, float]:
+    """Entity-level micro ``precision``/``recall``/``f1`` (seqeval, conlleval mode) and ``token_accuracy``.
+
+    Usable as ``evaluate_fn`` for ``train`` (with ``monitor="f1"``).
+    """
+    gold, predicted = predict_tags(model, loader)
+    correct = sum(
+        g == p for gold_row, pred_row in zip(gold, predicted) for g, p in zip(gold_row, pred_row)
+    )
+    total = sum(len(row) for row in gold)
+    return {
+        "precision": float(precision_score(gold, predicted, zero_division=0)),
+        "recall": float(recall_score(gold, predicted, zero_division=0)),
+        "f1": float(f1_score(gold, predicted, zero_division=0)),
+        "token_accuracy": correct / total,
+    }
+
+
+def per_type_report(
+    model: nn.Module, loader: Iterable[dict[str, Tensor]]
+) -> dict[str, dict[str, float]]:
+    """Per-entity-type (and averaged) ``precision``, ``recall``, ``f1`` and ``support`` from seqeval."""
+    gold, predicted = predict_tags(model, loader)
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    return {
+        name: {
+            "precision": float(row["precision"]),
+            "recall": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "support": int(row["support"]),
+        }
+        for name, row in report.items()
+    }
+
+
+def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
+    """Tag each character of ``text``: a list of (character, BIO tag) pairs."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text must be a non-empty string, got {text!r}")
+    config = getattr(model, "config", None)
+    max_len = getattr(config, "max_len", None)
+    if max_len is not None and len(text) > max_len:
+        raise ValueError(
+            f"text has {len(text)} characters but the model takes at most max_len={max_len}; "
+            "split it into shorter sentences"
+        )
+    chars = list(text)
+    device = _model_device(model)
+    input_ids = torch.tensor([vocab.encode(chars)], dtype=torch.long, device=device)
+    mask = torch.ones_like(input_ids, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(input_ids, mask=mask)
+    finally:
+        model.train(was_training)
+    return list(zip(chars, decode_predictions(_logits_of(output), mask)[0]))
+
+
+def extract_entities(
+    chars: Sequence[str], tags: Sequence[str]
+) -> list[tuple[str, str, int, int]]:
+    """Entities in a BIO-tagged sentence as (text, type, start, end) with ``end`` exclusive.
+
+    Follows the same conlleval convention as ``evaluate_tagger``: an ``I-X`` that does not
+    continue an entity of type X starts a new one.
+    """
+    if len(chars) != len(tags):
+        raise ValueError(f"need one tag per character, got {len(chars)} chars and {len(tags)} tags")
+    entities: list[tuple[str, str, int, int]] = []
+    start, kind = None, None
+    for position, tag in enumerate([*tags, "O"]):
+        if tag == "O":
+            prefix, tag_type = "O", None
+        elif len(tag) > 2 and tag[:2] in ("B-", "I-"):
+            prefix, tag_type = tag[0], tag[2:]
+        else:
+            raise ValueError(f"tag {tag!r} at position {position} is not 'O', 'B-TYPE' or 'I-TYPE'")
+        continues = prefix == "I" and tag_type == kind
+        if start is not None and not continues:
+            entities.append(("".join(chars[start:position]), kind, start, position))
+            start, kind = None, None
+        if prefix in ("B", "I") and not continues:
+            start, kind = position, tag_type
+    return entities
