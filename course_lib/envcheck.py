@@ -7,7 +7,7 @@ from importlib import metadata
 
 import torch
 
-from course_lib.data import DataError, cache_dir, load_mnist, load_msra
+from course_lib.data import DataError, load_mnist, load_msra
 
 REQUIRED_PACKAGES: dict[str, str] = {
     "torch": "2.13.0",
@@ -82,4 +82,4 @@ def report_lines(checks: list[Check]) -> str:
     """All checks as printable lines plus a closing verdict."""
     failed = sum(not c.ok for c in checks)
     verdict = "all requirements met" if not failed else f"{failed} requirement(s) not met: see FAIL lines"
-    return "\n".join([c.line() for c in checks] + [verdict, f"(data cache: {cache_dir()})"])
+    return "\n".join([c.line() for c in checks] + [verdict])
