@@ -1,0 +1,120 @@
+"""Tests for course_lib.pretrained: the cached demo tagger and its length-bucketing sampler."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from course_lib.data import load_msra
+from course_lib.notebook import CourseContext
+from course_lib.pretrained import (
+    DemoRecipe,
+    DemoTagger,
+    LengthBucketSampler,
+    demo_recipe,
+    demo_tagger,
+    demo_tagger_path,
+)
+
+TINY = DemoRecipe(d_model=16, num_heads=2, d_ff=32, train_sentences=300, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_msra()
+
+
+@pytest.fixture
+def model_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def context() -> CourseContext:
+    return CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
+
+
+def logits_of(demo: DemoTagger, text: str = "新华社北京十月一日电") -> torch.Tensor:
+    ids = torch.tensor([demo.vocab.encode(list(text))])
+    with torch.no_grad():
+        return demo.model(ids).logits
+
+
+def test_demo_tagger_trains_once_then_loads_the_cache(corpus, model_cache, context):
+    threads = torch.get_num_threads()
+    first = demo_tagger(context, recipe=TINY, corpus=corpus, progress=False)
+    assert torch.get_num_threads() == threads, "training must restore the thread count it changed"
+    assert first.trained and first.history is not None
+    assert first.path == model_cache / "models" / "demo_tagger_fast.safetensors"
+    assert first.path.is_file() and first.path.with_suffix(".vocab.json").is_file()
+    assert 0.0 <= first.dev_f1 <= 1.0 and first.train_seconds > 0
+    assert not first.model.training
+    assert first.model.config.d_model == 16 and first.model.config.positional == "sinusoidal"
+    tokens = json.loads(first.path.with_suffix(".vocab.json").read_text(encoding="utf-8"))["tokens"]
+    assert tokens == first.vocab.tokens()
+
+    second = demo_tagger(context, recipe=TINY, corpus=corpus, progress=False)
+    assert not second.trained and second.history is None
+    assert not second.model.training
+    assert second.dev_f1 == first.dev_f1
+    assert second.train_seconds == first.train_seconds
+    assert second.vocab.tokens() == first.vocab.tokens()
+    torch.testing.assert_close(logits_of(second), logits_of(first))
+
+
+def test_a_changed_recipe_retrains_instead_of_loading_a_stale_model(corpus, model_cache, context):
+    demo_tagger(context, recipe=TINY, corpus=corpus, progress=False)
+    changed = DemoRecipe(**{**TINY.to_dict(), "train_sentences": 200})
+    again = demo_tagger(context, recipe=changed, corpus=corpus, progress=False)
+    assert again.trained and again.recipe == changed
+
+
+def test_positional_variants_are_cached_side_by_side(corpus, model_cache, context):
+    recipe = DemoRecipe(**{**TINY.to_dict(), "positional": "none", "train_sentences": 100})
+    demo = demo_tagger(context, recipe=recipe, corpus=corpus, progress=False)
+    assert demo.path.name == "demo_tagger_fast_none.safetensors"
+    assert demo.model.config.positional == "none"
+    assert demo_tagger_path("full", "learned").name == "demo_tagger_full_learned.safetensors"
+
+
+def test_demo_recipes_of_the_two_modes():
+    fast, full = demo_recipe("fast"), demo_recipe("full", positional="learned")
+    assert fast.num_layers == full.num_layers == 2 and fast.num_heads == full.num_heads == 4
+    assert 64 <= fast.d_model <= full.d_model <= 128
+    assert fast.train_sentences is not None and full.train_sentences is None
+    assert full.positional == "learned" and full.patience is not None
+    config = fast.model_config(vocab_size=100)
+    assert (config.vocab_size, config.d_model, config.positional) == (100, 64, "sinusoidal")
+
+
+def test_bad_arguments_are_rejected(context):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        demo_recipe("medium")
+    with pytest.raises(ValueError, match="positional must be one of"):
+        DemoRecipe(positional="rotary")
+    with pytest.raises(ValueError, match="train_sentences must be a positive int or None"):
+        DemoRecipe(train_sentences=0)
+    with pytest.raises(TypeError, match="context must be the CourseContext"):
+        demo_tagger("fast")
+    with pytest.raises(ValueError, match="contradicts recipe.positional"):
+        demo_tagger(context, positional="none", recipe=TINY)
+    with pytest.raises(TypeError, match="recipe must be a DemoRecipe"):
+        demo_tagger(context, recipe={"d_model": 16})
+
+
+def test_length_bucket_sampler_covers_every_sentence_once_per_epoch():
+    lengths = [(7 * i) % 50 + 1 for i in range(1000)]
+    sampler = LengthBucketSampler(lengths, batch_size=10, seed=3)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 100
+    for epoch in (first, second):
+        assert sorted(i for batch in epoch for i in batch) == list(range(1000))
+    assert first != second, "each epoch must see a new order"
+    assert list(LengthBucketSampler(lengths, batch_size=10, seed=3)) == first
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first) / len(first)
+    assert spread < 5, "sentences in a batch should have similar lengths"
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        LengthBucketSampler(lengths, batch_size=0)
