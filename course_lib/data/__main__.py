@@ -8,6 +8,9 @@ def main() -> None:
     print(f"data cache: {cache_dir()}")
     print(f"  MNIST    : {load_mnist()!r}")
     print(f"  MSRA NER : {load_msra()!r}")
+    from course_lib.explorers import cjk_font_family
+
+    print(f"  CJK font : {cjk_font_family()} (labels of the attention heatmaps)")
 
 
 if __name__ == "__main__":
