@@ -15,7 +15,6 @@ TORCH_PIN := torch==2.13.0
 
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
-export MPLBACKEND := Agg
 
 .PHONY: course test unit nbval lab data install clean distclean
 
