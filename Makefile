@@ -37,14 +37,14 @@ course: data
 	COURSE_MODE=$(MODE) $(BIN)/python -m course_lib.course_runner --mode $(MODE) --out build
 
 unit: data
-	COURSE_MODE=fast COURSE_RESULTS_DIR=build/test-results $(BIN)/python -m pytest tests -q
+	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest tests -q
 
 nbval: data
-	COURSE_MODE=fast COURSE_RESULTS_DIR=build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
+	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
 
 test: data
-	COURSE_MODE=fast COURSE_RESULTS_DIR=build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
+	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--durations=10 tests --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
 
 lab: data

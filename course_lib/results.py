@@ -30,8 +30,8 @@ Metric = float | int | str
 
 
 def results_dir() -> Path:
-    """Directory that holds one JSON file per chapter."""
-    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "build" / "results")
+    """Directory that holds one JSON file per chapter (absolute, whatever the working directory)."""
+    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "build" / "results").resolve()
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
