@@ -20,32 +20,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
 
 from course_lib.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from course_lib.data import (
     LABELS,
     CharVocab,
     NerCorpus,
-    NerDataset,
+    bucketed_ner_loader,
     cache_dir,
-    collate_ner,
     load_msra,
     ner_loader,
 )
 from course_lib.files import write_bytes_atomic
 from course_lib.ner import evaluate_tagger, tagger_loss
 from course_lib.positional import POSITIONAL_KINDS
-from course_lib.training import TrainingHistory, train, warmup_linear_schedule
+from course_lib.training import TrainingHistory, cpu_threads, train, warmup_linear_schedule
 from course_lib.transformer import TokenTagger, TransformerConfig
 
 if TYPE_CHECKING:
@@ -54,14 +49,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DemoRecipe",
     "DemoTagger",
-    "LengthBucketSampler",
     "demo_recipe",
     "demo_tagger",
     "demo_tagger_path",
 ]
 
 MODES = ("fast", "full")
-BUCKET_POOL = 50  # batches per sorting pool of LengthBucketSampler
 
 
 @dataclass(frozen=True)
@@ -164,40 +157,6 @@ class DemoTagger:
     history: TrainingHistory | None = None
 
 
-class LengthBucketSampler(Sampler[list[int]]):
-    """Batches of sentences of similar length, in a random but seeded order.
-
-    Every epoch the indices are shuffled, cut into pools of ``BUCKET_POOL`` batches, each pool
-    is sorted by length and split into batches, and the batch order is shuffled. Batches then
-    need little padding, which roughly halves the cost of an epoch on MSRA.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if not lengths:
-            raise ValueError("lengths is empty: there is nothing to batch")
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        pool_size = self.batch_size * BUCKET_POOL
-        batches: list[list[int]] = []
-        for start in range(0, len(order), pool_size):
-            pool = sorted(order[start : start + pool_size], key=self.lengths.__getitem__)
-            batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
-        shuffled = torch.randperm(len(batches), generator=generator).tolist()
-        return iter([batches[i] for i in shuffled])
-
-
 def demo_tagger_path(mode: str, positional: str = "sinusoidal") -> Path:
     """Where the demo tagger of ``mode`` and ``positional`` is cached (the ``.safetensors`` file)."""
     if mode not in MODES:
@@ -237,20 +196,6 @@ def _load_cached(path: Path, recipe: DemoRecipe, device: torch.device) -> DemoTa
     )
 
 
-@contextmanager
-def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
-    """Run the body with ``threads`` PyTorch CPU threads when ``device`` is a CPU; restore after."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _train(
     corpus: NerCorpus, recipe: DemoRecipe, device: torch.device, progress: bool
 ) -> tuple[TokenTagger, CharVocab, TrainingHistory, float, float]:
@@ -259,17 +204,13 @@ def _train(
     vocab = CharVocab.build(sentences)
     torch.manual_seed(recipe.seed)
     model = TokenTagger(recipe.model_config(len(vocab)), num_labels=len(LABELS))
-    train_loader = DataLoader(
-        NerDataset(sentences, vocab, max_len=recipe.max_len),
-        batch_sampler=LengthBucketSampler([len(s) for s in sentences], recipe.batch_size, recipe.seed),
-        collate_fn=collate_ner,
-    )
+    train_loader = bucketed_ner_loader(sentences, vocab, recipe.batch_size, seed=recipe.seed, max_len=recipe.max_len)
     dev_loader = ner_loader(corpus.dev, vocab, batch_size=128, shuffle=False, max_len=recipe.max_len)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
     total_steps = len(train_loader) * recipe.epochs
     scheduler = warmup_linear_schedule(optimizer, int(recipe.warmup_fraction * total_steps), total_steps)
     start = time.perf_counter()
-    with _cpu_threads(device, 1):
+    with cpu_threads(device, 1):
         history = train(
             model,
             train_loader,

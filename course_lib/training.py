@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from typing import Any
@@ -26,6 +27,8 @@ from course_lib.checkpoint import save_checkpoint
 __all__ = [
     "EpochRecord",
     "TrainingHistory",
+    "adamw_param_groups",
+    "cpu_threads",
     "move_to_device",
     "train",
     "warmup_linear_schedule",
@@ -112,6 +115,43 @@ def move_to_device(batch: Any, device: torch.device | str) -> Any:
     if isinstance(batch, list):
         return [move_to_device(value, device) for value in batch]
     return batch
+
+
+def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW parameter groups: weight decay on matrices (ndim >= 2), none on biases and norms.
+
+    Decaying a LayerNorm gain towards 0 or a bias towards 0 has no regularising meaning, so the
+    usual Transformer recipe (BERT, the course's teachers and students) exempts 1-D parameters.
+    """
+    if not isinstance(weight_decay, numbers.Real) or isinstance(weight_decay, bool) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("the model has no trainable parameters: nothing to optimise")
+    return [
+        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": float(weight_decay)},
+        {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+@contextmanager
+def cpu_threads(device: torch.device | str, threads: int) -> Iterator[None]:
+    """Run the body with ``threads`` PyTorch CPU threads when ``device`` is a CPU; restore after.
+
+    Small models train fastest on one thread: their matrices are too small for intra-op
+    parallelism to pay, and on a machine whose cores are busy with other work, extra threads
+    wait on each other and can make training many times slower. On a GPU this does nothing.
+    """
+    threads = _require_int("threads", threads, 1)
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _is_improvement(score: float, best: float | None, mode: str) -> bool:

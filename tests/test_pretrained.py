@@ -1,4 +1,4 @@
-"""Tests for course_lib.pretrained: the cached demo tagger and its length-bucketing sampler."""
+"""Tests for course_lib.pretrained: the cached demo tagger and its recipes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from course_lib.notebook import CourseContext
 from course_lib.pretrained import (
     DemoRecipe,
     DemoTagger,
-    LengthBucketSampler,
     demo_recipe,
     demo_tagger,
     demo_tagger_path,
@@ -103,18 +102,3 @@ def test_bad_arguments_are_rejected(context):
         demo_tagger(context, positional="none", recipe=TINY)
     with pytest.raises(TypeError, match="recipe must be a DemoRecipe"):
         demo_tagger(context, recipe={"d_model": 16})
-
-
-def test_length_bucket_sampler_covers_every_sentence_once_per_epoch():
-    lengths = [(7 * i) % 50 + 1 for i in range(1000)]
-    sampler = LengthBucketSampler(lengths, batch_size=10, seed=3)
-    first, second = list(sampler), list(sampler)
-    assert len(first) == len(sampler) == 100
-    for epoch in (first, second):
-        assert sorted(i for batch in epoch for i in batch) == list(range(1000))
-    assert first != second, "each epoch must see a new order"
-    assert list(LengthBucketSampler(lengths, batch_size=10, seed=3)) == first
-    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first) / len(first)
-    assert spread < 5, "sentences in a batch should have similar lengths"
-    with pytest.raises(ValueError, match="batch_size must be at least 1"):
-        LengthBucketSampler(lengths, batch_size=0)

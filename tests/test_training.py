@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from course_lib.checkpoint import load_checkpoint, read_checkpoint_config
 from course_lib.data import LABELS, CharVocab, load_msra, ner_loader
 from course_lib.ner import tagger_loss
-from course_lib.training import move_to_device, train, warmup_linear_schedule
+from course_lib.training import adamw_param_groups, cpu_threads, move_to_device, train, warmup_linear_schedule
 from course_lib.transformer import TokenTagger, TransformerConfig
 
 
@@ -241,3 +241,39 @@ def test_move_to_device_keeps_the_batch_structure():
     moved = move_to_device(batch, "cpu")
     assert isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list)
     assert moved["pair"][1][1] == "text" and torch.equal(moved["x"], batch["x"])
+
+
+def test_adamw_param_groups_exempt_biases_and_norms():
+    model = TokenTagger(TransformerConfig(vocab_size=20, d_model=16, num_heads=2, num_layers=1, d_ff=32), num_labels=3)
+    decay, no_decay = adamw_param_groups(model, weight_decay=0.01)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    norm_ids = {id(p) for p in model.encoder.final_norm.parameters()}
+    assert norm_ids <= {id(p) for p in no_decay["params"]}
+    optimizer = torch.optim.AdamW(adamw_param_groups(model, 0.1), lr=1e-3)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+
+
+def test_adamw_param_groups_reject_bad_input():
+    with pytest.raises(ValueError, match="weight_decay must be a number >= 0"):
+        adamw_param_groups(nn.Linear(2, 2), weight_decay=-0.1)
+    frozen = nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        adamw_param_groups(frozen, weight_decay=0.01)
+
+
+def test_cpu_threads_sets_and_restores_thread_count():
+    before = torch.get_num_threads()
+    with cpu_threads("cpu", 1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with cpu_threads(torch.device("cpu"), 1):
+            raise RuntimeError("the body failed")
+    assert torch.get_num_threads() == before
+    with cpu_threads("meta", 1):
+        assert torch.get_num_threads() == before, "only a CPU device changes the thread count"
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        with cpu_threads("cpu", 0):
+            pass

@@ -1,5 +1,6 @@
 """Real course data, offline-first: MNIST and MSRA NER from PyPI packages into a local cache."""
 
+from course_lib.data.batching import BUCKET_POOL, LengthBucketSampler, bucketed_ner_loader
 from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
 from course_lib.data.mnist import MnistData, load_mnist, read_idx
 from course_lib.data.msra import (
@@ -19,6 +20,7 @@ from course_lib.data.msra import (
 )
 
 __all__ = [
+    "BUCKET_POOL", "LengthBucketSampler", "bucketed_ner_loader",
     "CACHE_ENV", "OFFLINE_ENV", "DataError", "cache_dir",
     "MnistData", "load_mnist", "read_idx",
     "ID2LABEL", "IGNORE_INDEX", "LABEL2ID", "LABELS", "CharVocab", "NerCorpus", "NerDataset",

@@ -1,0 +1,62 @@
+"""Length-bucketed batches: sentences of similar length share a batch, so little compute goes to padding.
+
+MSRA sentences run from 1 to over 500 characters (median about 40). A random batch of 64 is
+padded to its longest sentence, so most of its positions are padding; batching by length cuts
+the cost of an epoch roughly in half. Randomness is kept where SGD needs it: every epoch the
+sentences are shuffled, cut into pools, each pool is sorted by length and split into batches,
+and the batch order is shuffled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from course_lib.data.msra import CharVocab, NerDataset, Sentence, collate_ner
+
+BUCKET_POOL = 50  # batches per sorting pool
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of indices of similar length, in a seeded order that changes every epoch."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not lengths:
+            raise ValueError("lengths is empty: there is nothing to batch")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        pool_size = self.batch_size * BUCKET_POOL
+        batches: list[list[int]] = []
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=self.lengths.__getitem__)
+            batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        return iter([batches[i] for i in shuffled])
+
+
+def bucketed_ner_loader(
+    sentences: Sequence[Sentence],
+    vocab: CharVocab,
+    batch_size: int,
+    seed: int = 0,
+    max_len: int | None = None,
+) -> DataLoader:
+    """A training DataLoader of padded NER batches built by :class:`LengthBucketSampler`."""
+    dataset = NerDataset(sentences, vocab, max_len=max_len)
+    sampler = LengthBucketSampler([len(s) for s in sentences], batch_size, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_ner)
