@@ -1,11 +1,17 @@
-"""The course map: chapters, the outline sections they follow, and what each builds."""
+"""The course map: chapters, the outline sections they follow, what each builds, and how long it runs.
+
+Run times are not guessed: they are the notebook wall times that ``make course`` measured and
+stored in ``build/results.json``, copied into ``results/<mode>.json`` with the course.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.results import REPO_ROOT
+from course_lib.notebook import MODES
+from course_lib.results import REPO_ROOT, RUNTIMES_KEY
 
 
 @dataclass(frozen=True)
@@ -56,16 +62,64 @@ CHAPTERS: tuple[Chapter, ...] = (
 )
 
 
-def course_map_markdown(chapters: tuple[Chapter, ...] = CHAPTERS, root: Path = REPO_ROOT) -> str:
-    """The course map as a Markdown table (chapters not yet written are marked as coming)."""
+def measured_runtimes(results_folder: Path = REPO_ROOT / "results") -> dict[str, dict[str, float]]:
+    """Notebook wall times in seconds, ``{mode: {notebook stem: seconds}}``, from ``results/<mode>.json``.
+
+    A mode whose file is missing (no such run stored yet) is left out.
+    """
+    runtimes: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        path = Path(results_folder) / f"{mode}.json"
+        if not path.is_file():
+            continue
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8")).get(RUNTIMES_KEY)
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise ValueError(f"{path} is not a results file written by make course ({error}); "
+                             "run make course again and copy build/results.json there") from error
+        if entry is None:
+            continue
+        if entry.get("mode") != mode:
+            raise ValueError(f"{path} holds run times of a {entry.get('mode')!r} run, not {mode!r}; "
+                             f"copy the build/results.json of a {mode}-mode run there")
+        runtimes[mode] = {str(name): float(seconds) for name, seconds in entry["notebooks"].items()}
+    return runtimes
+
+
+def format_duration(seconds: float | None) -> str:
+    """``"45 s"``, ``"3.2 min"`` or ``"1.5 h"``; ``"not measured"`` for None."""
+    if seconds is None:
+        return "not measured"
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {seconds}")
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def course_map_markdown(
+    chapters: tuple[Chapter, ...] = CHAPTERS,
+    root: Path = REPO_ROOT,
+    runtimes: dict[str, dict[str, float]] | None = None,
+) -> str:
+    """The course map as a Markdown table (chapters not yet written are marked as coming).
+
+    ``runtimes`` defaults to :func:`measured_runtimes` of ``root/results``.
+    """
+    if runtimes is None:
+        runtimes = measured_runtimes(root / "results")
     lines = [
-        "| # | chapter | outline | builds | study time | status |",
-        "|---|---|---|---|---|---|",
+        "| # | chapter | outline | builds | study time | run time, fast | run time, full | status |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for ch in chapters:
-        status = "ready" if ch.available(root) else "coming"
+        ready = ch.available(root)
+        stem = Path(ch.notebook).stem
+        run = {mode: format_duration(runtimes.get(mode, {}).get(stem)) if ready else "–" for mode in MODES}
         lines.append(
             f"| {ch.number} | {ch.title_zh} · {ch.title_en} | {ch.outline} | {ch.builds} | "
-            f"~{ch.study_minutes} min | {status} |"
+            f"~{ch.study_minutes} min | {run['fast']} | {run['full']} | {'ready' if ready else 'coming'} |"
         )
     return "\n".join(lines)

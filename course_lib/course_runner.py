@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from course_lib.notebook import MODES, MODE_ENV
-from course_lib.results import RESULTS_ENV, REPO_ROOT, gather, write_json_atomic
+from course_lib.results import RESULTS_ENV, REPO_ROOT, RUNTIMES_KEY, gather, write_json_atomic
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
@@ -29,6 +29,7 @@ def chapter_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
 def run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
     """Execute the notebooks in ``mode`` into ``out/notebooks`` and write ``out/results.json``."""
     import papermill
+    from traitlets.config import Config
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -41,6 +42,10 @@ def run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
         notebooks = [nb for nb in notebooks if any(nb.stem.startswith(prefix) for prefix in only)]
         if not notebooks:
             raise ValueError(f"no notebook matches {only}; chapters are named like '04_transformer_block_and_training'")
+    # Kernels launched with CurveZMQ keys: the kernel and papermill talk encrypted, and the kernel
+    # does not warn on every start that its TCP traffic is readable by other local processes.
+    kernel_config = Config()
+    kernel_config.KernelManager.transport_encryption = "auto"
     runtimes: dict[str, float] = {}
     for notebook in notebooks:
         target = out / "notebooks" / notebook.name
@@ -49,12 +54,12 @@ def run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
         started = time.perf_counter()
         papermill.execute_notebook(
             str(notebook), str(target), parameters={"MODE": mode}, kernel_name="python3",
-            cwd=str(notebook.parent), progress_bar=False,
+            cwd=str(notebook.parent), progress_bar=False, config=kernel_config,
         )
         runtimes[notebook.stem] = round(time.perf_counter() - started, 1)
         print(f"    done in {runtimes[notebook.stem]} s")
     merged = gather(results)
-    merged["_runtimes_seconds"] = {"mode": mode, "notebooks": runtimes}
+    merged[RUNTIMES_KEY] = {"mode": mode, "notebooks": runtimes}
     write_json_atomic(out / "results.json", merged)
     print(f"wrote {out / 'results.json'}")
     return merged

@@ -32,6 +32,7 @@ from course_lib.data.cache import (
     verify_sha256,
 )
 from course_lib.files import write_bytes_atomic
+from course_lib.ner import run_on_text
 from course_lib.positional import sinusoidal_encoding
 
 __all__ = [
@@ -84,21 +85,6 @@ def cjk_font_family() -> str:
     return "Noto Sans CJK SC"
 
 
-def _check_text(text: object, max_len: int | None) -> str:
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"text must be a non-empty string, got {text!r}")
-    if max_len is not None and len(text) > max_len:
-        raise ValueError(
-            f"text has {len(text)} characters but the model takes at most max_len={max_len}"
-        )
-    return text
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 def attention_for(model: nn.Module, vocab: CharVocab, text: str) -> list[Tensor]:
     """Attention weights of ``model`` on ``text``: one (heads, L, L) CPU tensor per layer.
 
@@ -110,18 +96,7 @@ def attention_for(model: nn.Module, vocab: CharVocab, text: str) -> list[Tensor]
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(vocab, CharVocab):
         raise TypeError(f"vocab must be a CharVocab, got {type(vocab).__name__}")
-    config = getattr(model, "config", None)
-    text = _check_text(text, getattr(config, "max_len", None))
-    device = _model_device(model)
-    input_ids = torch.tensor([vocab.encode(list(text))], dtype=torch.long, device=device)
-    mask = torch.ones_like(input_ids, dtype=torch.bool)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            output = model(input_ids, mask=mask)
-    finally:
-        model.train(was_training)
+    output, _ = run_on_text(model, vocab, text)
     attention = getattr(output, "attention", None)
     if not attention:
         raise TypeError(

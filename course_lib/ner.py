@@ -27,6 +27,7 @@ __all__ = [
     "extract_entities",
     "per_type_report",
     "predict_tags",
+    "run_on_text",
     "tag_sentence",
     "tagger_loss",
     "token_classification_loss",
@@ -161,20 +162,21 @@ def per_type_report(
     }
 
 
-def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
-    """Tag each character of ``text``: a list of (character, BIO tag) pairs."""
+def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Tensor]:
+    """Run ``model`` on one raw sentence in eval mode without gradients: (its output, the mask).
+
+    The text is encoded character by character with ``vocab``; texts longer than the model's
+    ``config.max_len`` are refused. The model is left in the mode it was in.
+    """
     if not isinstance(text, str) or not text:
         raise ValueError(f"text must be a non-empty string, got {text!r}")
-    config = getattr(model, "config", None)
-    max_len = getattr(config, "max_len", None)
+    max_len = getattr(getattr(model, "config", None), "max_len", None)
     if max_len is not None and len(text) > max_len:
         raise ValueError(
             f"text has {len(text)} characters but the model takes at most max_len={max_len}; "
             "split it into shorter sentences"
         )
-    chars = list(text)
-    device = _model_device(model)
-    input_ids = torch.tensor([vocab.encode(chars)], dtype=torch.long, device=device)
+    input_ids = torch.tensor([vocab.encode(list(text))], dtype=torch.long, device=_model_device(model))
     mask = torch.ones_like(input_ids, dtype=torch.bool)
     was_training = model.training
     model.eval()
@@ -183,7 +185,13 @@ def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[st
             output = model(input_ids, mask=mask)
     finally:
         model.train(was_training)
-    return list(zip(chars, decode_predictions(_logits_of(output), mask)[0]))
+    return output, mask
+
+
+def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
+    """Tag each character of ``text``: a list of (character, BIO tag) pairs."""
+    output, mask = run_on_text(model, vocab, text)
+    return list(zip(text, decode_predictions(_logits_of(output), mask)[0]))
 
 
 def extract_entities(

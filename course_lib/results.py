@@ -25,6 +25,7 @@ RESULTS_ENV = "COURSE_RESULTS_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE_START = "<!-- results:start -->"
 TABLE_END = "<!-- results:end -->"
+RUNTIMES_KEY = "_runtimes_seconds"  # notebook wall times added by make course to build/results.json
 
 Metric = float | int | str
 
@@ -98,7 +99,7 @@ def render_table(results: dict[str, Any]) -> str:
             continue
         for name, value in entry["metrics"].items():
             lines.append(f"| {chapter} | {name} | {_format(value)} | {entry['mode']} | {entry['device']} |")
-    runtimes = results.get("_runtimes_seconds")
+    runtimes = results.get(RUNTIMES_KEY)
     if runtimes:
         for chapter, seconds in runtimes["notebooks"].items():
             lines.append(f"| {chapter} | notebook run time (s) | {_format(float(seconds))} | {runtimes['mode']} | – |")

@@ -22,9 +22,13 @@ def test_bad_mode_and_unknown_chapter(tmp_path):
         run_course("fast", tmp_path, only=["99"])
 
 
-def test_runs_one_chapter_and_writes_results_json(tmp_path, monkeypatch):
+def test_runs_one_chapter_and_writes_results_json(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    # run_course sets these for its kernels; monkeypatch restores them for the tests that follow
+    monkeypatch.setenv("COURSE_MODE", "fast")
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "unused"))
     merged = run_course("fast", tmp_path, only=["00"])
+    assert "without encryption" not in capfd.readouterr().err, "kernels should start with CurveZMQ keys"
     assert (tmp_path / "notebooks" / "00_start_here.ipynb").exists()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == merged

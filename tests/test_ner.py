@@ -14,6 +14,7 @@ from course_lib.ner import (
     evaluate_tagger,
     extract_entities,
     per_type_report,
+    run_on_text,
     tag_sentence,
     tagger_loss,
     token_classification_loss,
@@ -146,6 +147,21 @@ def test_evaluate_tagger_restores_train_mode_and_works_with_a_real_tagger():
         tag_sentence(model, "王小明在北京的新华社工作", vocab)
     with pytest.raises(ValueError, match="non-empty string"):
         tag_sentence(model, "", vocab)
+
+
+def test_run_on_text_runs_in_eval_mode_and_restores_the_mode():
+    vocab = CharVocab.build([Sentence(list("王小明在北京"), ["O"] * 6)])
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size=len(vocab), d_model=16, num_heads=2, num_layers=1, d_ff=32, dropout=0.5)
+    model = TokenTagger(config, num_labels=len(LABELS)).train()
+    first, mask = run_on_text(model, vocab, "王小明在北京")
+    second, _ = run_on_text(model, vocab, "王小明在北京")
+    assert model.training, "the caller's train mode is restored"
+    assert first.logits.shape == (1, 6, len(LABELS)) and mask.tolist() == [[True] * 6]
+    assert torch.equal(first.logits, second.logits), "dropout is off while running on the text"
+    assert not first.logits.requires_grad
+    with pytest.raises(ValueError, match="non-empty string"):
+        run_on_text(model, vocab, ["王"])
 
 
 def test_extract_entities_from_bio_tags():
