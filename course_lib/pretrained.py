@@ -39,6 +39,7 @@ from course_lib.data import (
 )
 from course_lib.files import write_bytes_atomic
 from course_lib.ner import evaluate_tagger, tagger_loss
+from course_lib.notebook import MODES
 from course_lib.positional import POSITIONAL_KINDS
 from course_lib.training import TrainingHistory, cpu_threads, train, warmup_linear_schedule
 from course_lib.transformer import TokenTagger, TransformerConfig
@@ -53,8 +54,6 @@ __all__ = [
     "demo_tagger",
     "demo_tagger_path",
 ]
-
-MODES = ("fast", "full")
 
 
 @dataclass(frozen=True)
