@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -47,6 +47,7 @@ __all__ = [
     "HiddenStateLoss",
     "TeacherLogitCache",
     "attention_map_loss",
+    "batch_fields",
     "check_alpha",
     "check_temperature",
     "distillation_terms",
@@ -282,14 +283,30 @@ def attention_map_loss(
     return per_query[query_mask].mean()
 
 
-def model_logits(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
-    """Logits of ``model`` on a batch dict: ``input_ids`` + ``mask`` (tagger) or ``inputs`` (classifier)."""
-    if "input_ids" in batch:
-        output = model(batch["input_ids"], mask=batch.get("mask"))
-    elif "inputs" in batch:
-        output = model(batch["inputs"])
+Batch = Mapping[str, Tensor] | Sequence[Tensor]
+
+
+def batch_fields(batch: Batch) -> Mapping[str, Tensor]:
+    """A batch as a dict: dicts pass through; ``(inputs, labels[, index])`` tuples get those names."""
+    if isinstance(batch, Mapping):
+        return batch
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return dict(zip(("inputs", "labels", "index"), batch))
+    raise TypeError(
+        "a batch must be a dict (input_ids/mask/labels or inputs/labels, optionally index) or a tuple "
+        f"(inputs, labels[, index]); got {type(batch).__name__}"
+    )
+
+
+def model_logits(model: nn.Module, batch: Batch) -> Tensor:
+    """Logits of ``model`` on a batch: ``input_ids`` + ``mask`` (tagger) or ``inputs`` (classifier)."""
+    fields = batch_fields(batch)
+    if "input_ids" in fields:
+        output = model(fields["input_ids"], mask=fields.get("mask"))
+    elif "inputs" in fields:
+        output = model(fields["inputs"])
     else:
-        raise KeyError(f"the batch needs 'input_ids' (a token model) or 'inputs' (a classifier); it has {sorted(batch)}")
+        raise KeyError(f"the batch needs 'input_ids' (a token model) or 'inputs' (a classifier); it has {sorted(fields)}")
     return output.logits if hasattr(output, "logits") else output
 
 
@@ -314,8 +331,8 @@ class TeacherLogitCache:
     def build(
         cls,
         teacher: nn.Module,
-        batches: Sequence[Mapping[str, Tensor]] | Any,
-        forward: Callable[[nn.Module, Mapping[str, Tensor]], Tensor] = model_logits,
+        batches: Iterable[Batch],
+        forward: Callable[[nn.Module, Batch], Tensor] = model_logits,
         device: torch.device | str = "cpu",
     ) -> "TeacherLogitCache":
         """Run ``teacher`` (eval mode, no gradients) over ``batches`` and store each row by ``batch["index"]``."""
@@ -323,7 +340,7 @@ class TeacherLogitCache:
         teacher.eval()
         rows: dict[int, Tensor] = {}
         try:
-            for batch in batches:
+            for batch in map(batch_fields, batches):
                 if "index" not in batch:
                     raise KeyError("each batch needs an 'index' entry (the dataset index of every example)")
                 moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
@@ -354,8 +371,9 @@ class Distiller:
     The teacher is frozen once (``requires_grad=False``) and runs in eval mode under
     ``torch.no_grad`` at every step, whatever mode the caller left it in. With a
     :class:`TeacherLogitCache` the teacher does not run at all: its logits are looked up by the
-    batch's dataset indices. ``forward(model, batch) -> logits`` adapts the models to the batch
-    format (default :func:`model_logits`).
+    batch's dataset indices. Batches are dicts or ``(inputs, labels[, index])`` tuples
+    (:func:`batch_fields`); ``forward(model, batch) -> logits`` adapts the models to them
+    (default :func:`model_logits`).
     """
 
     def __init__(
@@ -363,7 +381,7 @@ class Distiller:
         teacher: nn.Module,
         temperature: float,
         alpha: float,
-        forward: Callable[[nn.Module, Mapping[str, Tensor]], Tensor] = model_logits,
+        forward: Callable[[nn.Module, Batch], Tensor] = model_logits,
         cache: TeacherLogitCache | None = None,
     ) -> None:
         if not isinstance(teacher, nn.Module):
@@ -374,8 +392,9 @@ class Distiller:
         self.forward = forward
         self.cache = cache
 
-    def teacher_logits(self, batch: Mapping[str, Tensor], device: torch.device) -> Tensor:
+    def teacher_logits(self, batch: Batch, device: torch.device) -> Tensor:
         """The teacher's logits for ``batch``: from the cache when there is one, else a no-grad eval pass."""
+        batch = batch_fields(batch)
         if self.cache is not None:
             if "index" not in batch:
                 raise KeyError("a TeacherLogitCache needs batch['index'], the dataset index of every example")
@@ -384,14 +403,15 @@ class Distiller:
         with torch.no_grad():
             return self.forward(self.teacher, batch)
 
-    def terms(self, student: nn.Module, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def terms(self, student: nn.Module, batch: Batch) -> dict[str, Tensor]:
         """The unweighted ``hard`` and ``soft`` terms on ``batch`` (see :func:`distillation_terms`)."""
+        batch = batch_fields(batch)
         student_logits = self.forward(student, batch)
         teacher_logits = self.teacher_logits(batch, student_logits.device)
         mask = batch.get("mask") if student_logits.dim() == 3 else None
         return distillation_terms(student_logits, teacher_logits, batch.get("labels"), self.temperature, mask)
 
-    def __call__(self, student: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
+    def __call__(self, student: nn.Module, batch: Batch) -> Tensor:
         if student is self.teacher:
             raise ValueError("the student passed to the Distiller is its teacher: pass the model being trained")
         return _weighted(self.terms(student, batch), self.alpha)

@@ -322,3 +322,16 @@ def test_distiller_rejects_bad_settings():
         Distiller("teacher", temperature=2, alpha=0.5)
     with pytest.raises(KeyError, match="'input_ids'.*'inputs'"):
         model_logits(classifier(0), {"x": torch.zeros(1, 6)})
+
+
+def test_tuple_batches_work_like_dicts():
+    teacher, student, data = classifier(0), classifier(1), toy_data(16)
+    as_dict = {"inputs": data.inputs, "labels": data.labels, "index": torch.arange(16)}
+    as_tuple = (data.inputs, data.labels, torch.arange(16))
+    distiller = Distiller(teacher, temperature=3, alpha=0.4)
+    assert torch.equal(distiller(student, as_dict), distiller(student, as_tuple[:2]))
+    cache = TeacherLogitCache.build(teacher, [as_tuple])
+    cached = Distiller(teacher, temperature=3, alpha=0.4, cache=cache)
+    assert torch.allclose(cached(student, as_tuple), distiller(student, as_dict))
+    with pytest.raises(TypeError, match="a batch must be a dict"):
+        distiller(student, data.inputs)
