@@ -50,7 +50,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("hard targets", "硬目标", "the true one-hot labels", "05"),
     Term("dark knowledge", "暗知识", "what the small probabilities of wrong classes reveal", "05"),
     Term("KL divergence", "KL散度", "how far one distribution is from another", "05"),
-    Term("distillation loss", "蒸馏损失", "α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE(labels, student)", "05"),
+    Term("distillation loss", "蒸馏损失", "α·CE(labels, student) + (1−α)·T²·KL(teacher_T ‖ student_T); α weighs the hard labels", "05"),
     Term("transfer set", "迁移集", "the inputs on which the student imitates the teacher", "06"),
     Term("quantisation", "量化", "storing weights and activations in fewer bits, e.g. int8", "08"),
     Term("inference", "推理", "using a trained model to predict", "08"),
