@@ -3,8 +3,9 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 
-from course_lib.data import DataError, load_mnist, read_idx
+from course_lib.data import DataError, MnistData, load_mnist, mnist_tensors, read_idx
 from course_lib.data.mnist import FIRST_TEST_LABELS, FIRST_TRAIN_LABELS
 
 
@@ -90,3 +91,31 @@ def test_real_cached_mnist():
     assert tuple(data.test_labels[:10]) == FIRST_TEST_LABELS
     assert np.bincount(data.train_labels).tolist()[1] == 6742
     assert int(data.train_images.max()) == 255
+
+
+def test_mnist_tensors_scale_and_flatten_each_split():
+    rng = np.random.default_rng(0)
+    data = MnistData(
+        train_images=rng.integers(0, 256, (3, 28, 28)).astype(np.uint8),
+        train_labels=np.array([5, 0, 4], dtype=np.int64),
+        test_images=np.full((2, 28, 28), 255, dtype=np.uint8),
+        test_labels=np.array([7, 2], dtype=np.int64),
+    )
+    images, labels = mnist_tensors(data, "train")
+    assert images.shape == (3, 784) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64 and labels.tolist() == [5, 0, 4]
+    torch.testing.assert_close(images[1], torch.from_numpy(data.train_images[1].reshape(-1) / 255.0).float())
+    test_images, test_labels = mnist_tensors(data, "test")
+    assert torch.equal(test_images, torch.ones(2, 784)) and test_labels.tolist() == [7, 2]
+    before = data.train_images.copy()
+    images.zero_()
+    labels.zero_()
+    assert np.array_equal(data.train_images, before) and data.train_labels.tolist() == [5, 0, 4]
+
+
+def test_mnist_tensors_reject_bad_arguments():
+    data = MnistData(*(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64)) * 2)
+    with pytest.raises(ValueError, match="split must be one of"):
+        mnist_tensors(data, "valid")
+    with pytest.raises(TypeError, match="data must be the MnistData"):
+        mnist_tensors({"train_images": None}, "train")

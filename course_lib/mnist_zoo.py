@@ -1,0 +1,342 @@
+"""The trained MNIST networks of chapter 06, each trained once and then loaded from a cache.
+
+Hinton, Vinyals and Dean (2015, §3) compare three networks on MNIST, and the course adds the
+control that Beyer et al. (2022) make necessary:
+
+- ``"teacher"``: 784-1200-1200-10 with dropout, max-norm and inputs jittered by up to 2 px
+  (67 test errors in the paper);
+- ``"student_scratch"``: 784-800-800-10 trained alone on the plain images, no regularisation
+  (146 errors in the paper); the distilled student (74 errors in the paper) is this
+  architecture trained on the teacher's soft targets instead;
+- ``"student_scratch_jitter"``: the same student trained alone with the teacher's jitter and
+  the teacher's training budget. Jitter on its own makes a student much better, so a distilled
+  student that sees jittered digits only shows what distillation adds when it beats this one.
+
+Training a network takes 10 to 40 seconds in fast mode on a two-core CPU and minutes on a GPU
+in full mode, so the result is cached: the checkpoint (``course_lib.checkpoint``)
+goes to ``<cache_dir()>/models/mnist_<role>_<mode>.safetensors`` with the recipe, the test
+errors and the training time in its metadata, and later calls load it in well under a second.
+A cached model is used only if it was trained with exactly the requested :class:`MnistRecipe`;
+otherwise it is trained again and the cache is replaced.
+
+Fast mode trains each network for 3 epochs over the 60,000 training digits, too short for the
+dropout teacher to pull ahead of the students; full mode trains for 100 epochs, the long
+schedule that dropout nets need (meant for a GPU). On a CPU the training runs on two threads:
+the 800- and 1200-wide layers are big enough for a second thread to pay, and two is what any
+laptop can spare.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from course_lib.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+from course_lib.data import JitteredBatches, MnistData, cache_dir, load_mnist, mnist_tensors
+from course_lib.mlp import (
+    MLP,
+    MLPConfig,
+    apply_max_norm_,
+    count_errors,
+    student_config,
+    teacher_config,
+)
+from course_lib.notebook import MODES
+from course_lib.training import (
+    TrainingHistory,
+    adamw_param_groups,
+    cpu_threads,
+    train,
+    warmup_linear_schedule,
+)
+
+if TYPE_CHECKING:
+    from course_lib.notebook import CourseContext
+
+__all__ = [
+    "MNIST_ROLES",
+    "OPTIMIZERS",
+    "MnistRecipe",
+    "TrainedMnistModel",
+    "mnist_model",
+    "mnist_model_path",
+    "mnist_recipe",
+]
+
+MNIST_ROLES = ("teacher", "student_scratch", "student_scratch_jitter")
+OPTIMIZERS = ("sgd", "adamw")
+CPU_THREADS = 2
+
+
+def _int_at_least(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _number(name: str, value: object, *, positive: bool = False, below_one: bool = False) -> None:
+    """Check a real number: >= 0, or > 0 when ``positive``, and < 1 when ``below_one``."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    ok = ok and (value > 0 if positive else value >= 0) and (value < 1 if below_one else True)
+    if not ok:
+        what = ("a positive number" if positive else "a number >= 0") + (" below 1" if below_one else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MnistRecipe:
+    """Everything that determines a trained MNIST network: architecture, data, augmentation, optimisation.
+
+    ``hidden``, ``input_dropout``, ``dropout`` and ``max_norm`` build the :class:`MLPConfig`;
+    ``max_shift`` jitters each training batch by up to that many pixels (0: no jitter);
+    ``train_size`` takes that many digits from the start of the 60,000 training images
+    (``None``: all). ``optimizer`` is "sgd" (with ``momentum``) or "adamw"; the learning rate
+    warms up linearly over ``warmup_fraction`` of the steps, then decays linearly to zero.
+    Test errors are always counted on the whole 10,000-digit test set.
+    """
+
+    hidden: tuple[int, ...] = (800, 800)
+    input_dropout: float = 0.0
+    dropout: float = 0.0
+    max_norm: float | None = None
+    max_shift: int = 0
+    train_size: int | None = None
+    epochs: int = 3
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.model_config()
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        _int_at_least("max_shift (pixels of jitter)", self.max_shift, 0)
+        if self.train_size is not None:
+            _int_at_least("train_size (or None for all 60,000 digits)", self.train_size, 1)
+        _int_at_least("epochs", self.epochs, 1)
+        _int_at_least("batch_size", self.batch_size, 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _number("lr", self.lr, positive=True)
+        _number("momentum", self.momentum, below_one=True)
+        _number("weight_decay", self.weight_decay)
+        _number("warmup_fraction", self.warmup_fraction, below_one=True)
+        _int_at_least("seed", self.seed, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as a plain JSON-serialisable dict (stored in the checkpoint)."""
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+
+    def model_config(self) -> MLPConfig:
+        """The :class:`MLPConfig` of the network this recipe trains."""
+        return MLPConfig(
+            hidden=self.hidden,
+            input_dropout=self.input_dropout,
+            dropout=self.dropout,
+            max_norm=self.max_norm,
+        )
+
+
+def _check_role_and_mode(role: object, mode: object) -> None:
+    if role not in MNIST_ROLES:
+        raise ValueError(f"role must be one of {MNIST_ROLES}, got {role!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def mnist_recipe(role: str, mode: str) -> MnistRecipe:
+    """The course's recipe for ``role`` (one of :data:`MNIST_ROLES`) in ``mode`` ("fast" or "full").
+
+    The three roles share the optimiser (SGD, momentum 0.9, learning rate 0.1 decayed linearly to
+    zero, batches of 128) and the budget: 3 epochs over all 60,000 digits in fast mode, 100 in
+    full mode. They differ only where the paper's networks differ: the teacher is
+    :func:`~course_lib.mlp.teacher_config` (1200-1200, dropout, max-norm) trained on digits
+    jittered by up to 2 px; ``student_scratch`` is 800-800 without any regularisation or jitter;
+    ``student_scratch_jitter`` is that student trained on the teacher's jittered digits.
+    """
+    _check_role_and_mode(role, mode)
+    shared = dict(epochs=3 if mode == "fast" else 100, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9)
+    if role == "teacher":
+        teacher = teacher_config()
+        return MnistRecipe(
+            hidden=teacher.hidden,
+            input_dropout=teacher.input_dropout,
+            dropout=teacher.dropout,
+            max_norm=teacher.max_norm,
+            max_shift=2,
+            **shared,
+        )
+    student = student_config()
+    return MnistRecipe(hidden=student.hidden, max_shift=2 if role == "student_scratch_jitter" else 0, **shared)
+
+
+def mnist_model_path(role: str, mode: str) -> Path:
+    """Where the network of ``role`` and ``mode`` is cached (a ``.safetensors`` file)."""
+    _check_role_and_mode(role, mode)
+    return cache_dir() / "models" / f"mnist_{role}_{mode}.safetensors"
+
+
+@dataclass
+class TrainedMnistModel:
+    """A trained MNIST network with what was measured about it.
+
+    ``model`` is in eval mode on the context's device; ``test_errors`` counts its mistakes on
+    the 10,000 test digits; ``trained`` says whether this call trained it (False: loaded from
+    ``path``); ``train_seconds`` is the wall time its training took on ``train_device``;
+    ``history`` is the training history when this call trained it.
+    """
+
+    model: MLP
+    recipe: MnistRecipe
+    test_errors: int
+    path: Path
+    trained: bool
+    train_seconds: float
+    train_device: str
+    history: TrainingHistory | None = None
+
+
+def _load_cached(path: Path, recipe: MnistRecipe, device: torch.device) -> TrainedMnistModel | None:
+    """The cached network at ``path`` if it exists and was trained with ``recipe``, else None."""
+    if not path.is_file():
+        return None
+    model = MLP(MLPConfig.from_dict(read_checkpoint_config(path)))
+    metadata = load_checkpoint(path, model)["metadata"]
+    if metadata.get("recipe") != recipe.to_dict():
+        return None
+    return TrainedMnistModel(
+        model=model.to(device).eval(),
+        recipe=recipe,
+        test_errors=int(metadata["test_errors"]),
+        path=path,
+        trained=False,
+        train_seconds=float(metadata["train_seconds"]),
+        train_device=str(metadata["train_device"]),
+    )
+
+
+def _cross_entropy(model: MLP, batch: tuple[Tensor, Tensor]) -> Tensor:
+    images, labels = batch
+    return F.cross_entropy(model(images), labels)
+
+
+def _optimizer(model: MLP, recipe: MnistRecipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(adamw_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+    return torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+
+
+def _train(
+    data: MnistData, recipe: MnistRecipe, device: torch.device, progress: bool, desc: str
+) -> tuple[MLP, TrainingHistory, int, float]:
+    """Train a network with ``recipe``; return it with its history, test errors and wall seconds."""
+    if recipe.train_size is not None:
+        if recipe.train_size > len(data.train_labels):
+            raise ValueError(
+                f"recipe.train_size={recipe.train_size} exceeds the {len(data.train_labels):,} training "
+                "digits; use a smaller number or None for all of them"
+            )
+        data = dataclasses.replace(
+            data,
+            train_images=data.train_images[: recipe.train_size],
+            train_labels=data.train_labels[: recipe.train_size],
+        )
+    images, labels = mnist_tensors(data, "train")
+    torch.manual_seed(recipe.seed)
+    model = MLP(recipe.model_config()).to(device)
+    batches = JitteredBatches(
+        images.to(device), labels.to(device), recipe.batch_size, max_shift=recipe.max_shift, seed=recipe.seed
+    )
+    optimizer = _optimizer(model, recipe)
+    optimizer.register_step_post_hook(lambda *_: apply_max_norm_(model))
+    total_steps = len(batches) * recipe.epochs
+    scheduler = warmup_linear_schedule(optimizer, int(recipe.warmup_fraction * total_steps), total_steps)
+    start = time.perf_counter()
+    with cpu_threads(device, CPU_THREADS):
+        history = train(
+            model,
+            batches,
+            loss_fn=_cross_entropy,
+            optimizer=optimizer,
+            epochs=recipe.epochs,
+            scheduler=scheduler,
+            device=device,
+            progress=progress,
+            desc=desc,
+        )
+        seconds = time.perf_counter() - start
+        test_images, test_labels = mnist_tensors(data, "test")
+        errors = count_errors(model, test_images, test_labels)
+    return model, history, errors, seconds
+
+
+def mnist_model(
+    context: CourseContext,
+    role: str,
+    *,
+    recipe: MnistRecipe | None = None,
+    data: MnistData | None = None,
+    progress: bool = True,
+) -> TrainedMnistModel:
+    """Load the cached network of ``role`` for ``context.mode``, or train and cache it first.
+
+    ``role`` is one of :data:`MNIST_ROLES`; ``recipe`` replaces the course recipe
+    :func:`mnist_recipe` (the model is still cached under ``role``'s name); ``data`` is MNIST
+    when already loaded (it is loaded otherwise). The returned model is in eval mode on
+    ``context.device``.
+    """
+    mode = getattr(context, "mode", None)
+    device = getattr(context, "device", None)
+    if mode not in MODES or device is None:
+        raise TypeError(
+            "context must be the CourseContext returned by setup_notebook(), "
+            f"got {type(context).__name__}"
+        )
+    _check_role_and_mode(role, mode)
+    if recipe is None:
+        recipe = mnist_recipe(role, mode)
+    elif not isinstance(recipe, MnistRecipe):
+        raise TypeError(f"recipe must be a MnistRecipe or None, got {type(recipe).__name__}")
+    if data is not None and not isinstance(data, MnistData):
+        raise TypeError(f"data must be the MnistData returned by load_mnist() or None, got {type(data).__name__}")
+
+    path = mnist_model_path(role, mode)
+    cached = _load_cached(path, recipe, device)
+    if cached is not None:
+        return cached
+
+    model, history, errors, seconds = _train(data or load_mnist(), recipe, device, progress, f"MNIST {role}")
+    save_checkpoint(
+        path,
+        model,
+        model.config,
+        metadata={
+            "recipe": recipe.to_dict(),
+            "test_errors": errors,
+            "train_seconds": seconds,
+            "train_device": str(device),
+        },
+    )
+    return TrainedMnistModel(
+        model=model.eval(),
+        recipe=recipe,
+        test_errors=errors,
+        path=path,
+        trained=True,
+        train_seconds=seconds,
+        train_device=str(device),
+        history=history,
+    )
