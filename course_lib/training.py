@@ -221,7 +221,7 @@ def train(
     end. Without ``evaluate_fn`` the final weights are kept. With ``checkpoint_path`` the kept
     weights are also written with ``course_lib.checkpoint.save_checkpoint`` (config from
     ``model.config`` when the model has one). The model is moved to ``device`` and left in
-    eval mode; anything else ``loss_fn`` uses (e.g. a distillation teacher) must already be
+    eval mode without gradients (``.grad`` is None); anything else ``loss_fn`` uses (e.g. a distillation teacher) must already be
     on ``device``.
 
     Raises ``FloatingPointError`` as soon as a loss is NaN or infinite.
@@ -345,6 +345,7 @@ def train(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.zero_grad(set_to_none=True)  # no stale gradient of the last step stays on the trained model
     model.eval()
     if checkpoint_path is not None:
         save_checkpoint(

@@ -131,6 +131,8 @@ def test_best_weights_are_restored():
     assert history.best_epoch == 2
     assert torch.equal(model.weight, snapshots[1])
     assert not torch.equal(model.weight, snapshots[-1])
+    assert all(p.grad is None for p in model.parameters()), "no stale gradient of the last step is left"
+    assert not model.training
 
 
 def test_nan_loss_raises_naming_the_step():
