@@ -87,6 +87,8 @@ def gather(directory: Path | None = None) -> dict[str, Any]:
 
 def _format(value: Metric) -> str:
     if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.1e}"  # a tiny error must not read as 0.0000
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
 

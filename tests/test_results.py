@@ -56,3 +56,10 @@ def test_table_and_readme_update(results_folder, tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="results:start"):
         update_readme(readme, merged, "x")
+
+
+def test_table_formats_tiny_and_large_numbers_readably():
+    entry = {"mode": "fast", "device": "cpu", "metrics": {"error": 2.8e-19, "zero": 0.0, "f1": 0.33549, "ms": 128.96}}
+    table = render_table({"05_x": entry})
+    assert "| error | 2.8e-19 |" in table and "| zero | 0.0000 |" in table
+    assert "| f1 | 0.3355 |" in table and "| ms | 129.0 |" in table
