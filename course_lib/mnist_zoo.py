@@ -49,7 +49,7 @@ from course_lib.mlp import (
     student_config,
     teacher_config,
 )
-from course_lib.notebook import MODES
+from course_lib.notebook import MODES, context_mode_and_device
 from course_lib.training import (
     TrainingHistory,
     adamw_param_groups,
@@ -298,13 +298,7 @@ def mnist_model(
     when already loaded (it is loaded otherwise). The returned model is in eval mode on
     ``context.device``.
     """
-    mode = getattr(context, "mode", None)
-    device = getattr(context, "device", None)
-    if mode not in MODES or device is None:
-        raise TypeError(
-            "context must be the CourseContext returned by setup_notebook(), "
-            f"got {type(context).__name__}"
-        )
+    mode, device = context_mode_and_device(context)
     _check_role_and_mode(role, mode)
     if recipe is None:
         recipe = mnist_recipe(role, mode)

@@ -45,6 +45,18 @@ class CourseContext:
         return fast_value if self.fast else full_value
 
 
+def context_mode_and_device(context: object) -> tuple[str, torch.device]:
+    """The ``mode`` and ``device`` of a :class:`CourseContext`; TypeError for anything else."""
+    mode = getattr(context, "mode", None)
+    device = getattr(context, "device", None)
+    if mode not in MODES or device is None:
+        raise TypeError(
+            "context must be the CourseContext returned by setup_notebook(), "
+            f"got {type(context).__name__}"
+        )
+    return mode, torch.device(device)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so that runs repeat on one machine."""
     if not isinstance(seed, int) or seed < 0:

@@ -39,7 +39,7 @@ from course_lib.data import (
 )
 from course_lib.files import write_bytes_atomic
 from course_lib.ner import evaluate_tagger, tagger_loss
-from course_lib.notebook import MODES
+from course_lib.notebook import MODES, context_mode_and_device
 from course_lib.positional import POSITIONAL_KINDS
 from course_lib.training import TrainingHistory, cpu_threads, train, warmup_linear_schedule
 from course_lib.transformer import TokenTagger, TransformerConfig
@@ -245,13 +245,7 @@ def demo_tagger(
     (its own ``positional`` then applies). ``corpus`` is the MSRA corpus when already loaded (it is
     loaded otherwise). The returned model is in eval mode on ``context.device``.
     """
-    mode = getattr(context, "mode", None)
-    device = getattr(context, "device", None)
-    if mode not in MODES or device is None:
-        raise TypeError(
-            "context must be the CourseContext returned by setup_notebook(), "
-            f"got {type(context).__name__}"
-        )
+    mode, device = context_mode_and_device(context)
     if recipe is None:
         recipe = demo_recipe(mode, positional or "sinusoidal")
     elif not isinstance(recipe, DemoRecipe):

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.notebook import resolve_device, resolve_mode, seed_everything, setup_notebook
+from course_lib.notebook import (
+    CourseContext,
+    context_mode_and_device,
+    resolve_device,
+    resolve_mode,
+    seed_everything,
+    setup_notebook,
+)
 
 
 def test_mode_from_argument_beats_environment(monkeypatch):
@@ -58,3 +65,10 @@ def test_setup_notebook_prints_summary_and_picks(capsys, monkeypatch):
     assert ctx.fast and ctx.pick(1, 2) == 1 and ctx.seed == 3
     full = setup_notebook(mode="full")
     assert not full.fast and full.pick(1, 2) == 2
+
+
+def test_context_mode_and_device_accepts_a_course_context_only():
+    context = CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
+    assert context_mode_and_device(context) == ("fast", torch.device("cpu"))
+    with pytest.raises(TypeError, match="context must be the CourseContext returned by setup_notebook"):
+        context_mode_and_device("fast")
