@@ -17,7 +17,6 @@ from course_lib.mnist_zoo import (
     mnist_model_path,
     mnist_recipe,
 )
-from course_lib.notebook import CourseContext
 
 TINY = MnistRecipe(
     hidden=(16, 16),
@@ -34,17 +33,6 @@ TINY = MnistRecipe(
 @pytest.fixture(scope="module")
 def data():
     return load_mnist()
-
-
-@pytest.fixture
-def model_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def context() -> CourseContext:
-    return CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
 
 
 def test_mnist_model_trains_once_then_loads_the_cache(data, model_cache, context):

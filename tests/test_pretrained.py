@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from course_lib.data import load_msra
-from course_lib.notebook import CourseContext
 from course_lib.pretrained import (
     DemoRecipe,
     DemoTagger,
@@ -23,17 +22,6 @@ TINY = DemoRecipe(d_model=16, num_heads=2, d_ff=32, train_sentences=300, batch_s
 @pytest.fixture(scope="module")
 def corpus():
     return load_msra()
-
-
-@pytest.fixture
-def model_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def context() -> CourseContext:
-    return CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
 
 
 def logits_of(demo: DemoTagger, text: str = "新华社北京十月一日电") -> torch.Tensor:
