@@ -14,10 +14,7 @@ from course_lib.mlp import (
     student_config,
     teacher_config,
 )
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from course_lib.transformer import count_parameters
 
 
 @pytest.mark.parametrize("shape", [(5, 784), (5, 28, 28), (5, 1, 28, 28)])
@@ -32,10 +29,10 @@ def test_mlp_maps_each_image_layout_to_ten_logits(shape):
 
 def test_parameter_counts_follow_the_layer_formula():
     teacher, student = MLP(teacher_config()), MLP(student_config())
-    assert parameter_count(teacher) == (784 * 1200 + 1200) + (1200 * 1200 + 1200) + (1200 * 10 + 10)
-    assert parameter_count(student) == (784 * 800 + 800) + (800 * 800 + 800) + (800 * 10 + 10)
-    assert parameter_count(MLP(student_config(30))) == (784 * 30 + 30) + (30 * 30 + 30) + (30 * 10 + 10)
-    assert parameter_count(MLP(MLPConfig(hidden=(7,)))) == (784 * 7 + 7) + (7 * 10 + 10)
+    assert count_parameters(teacher) == (784 * 1200 + 1200) + (1200 * 1200 + 1200) + (1200 * 10 + 10)
+    assert count_parameters(student) == (784 * 800 + 800) + (800 * 800 + 800) + (800 * 10 + 10)
+    assert count_parameters(MLP(student_config(30))) == (784 * 30 + 30) + (30 * 30 + 30) + (30 * 10 + 10)
+    assert count_parameters(MLP(MLPConfig(hidden=(7,)))) == (784 * 7 + 7) + (7 * 10 + 10)
 
 
 def test_presets_match_the_paper():
