@@ -209,6 +209,7 @@ def train(
     progress: bool = True,
     desc: str = "train",
     checkpoint_path: str | PathLike[str] | None = None,
+    keep_best: bool = True,
 ) -> TrainingHistory:
     """Train ``model`` for up to ``epochs`` epochs and return its ``TrainingHistory``.
 
@@ -218,7 +219,9 @@ def train(
     ``evaluate_fn(model, dev_loader)`` in eval mode under ``torch.no_grad()``; the epoch whose
     ``monitor`` metric is best (``mode`` "max" or "min") is kept in memory, training stops
     after ``patience`` epochs without improvement, and the best weights are loaded back at the
-    end. Without ``evaluate_fn`` the final weights are kept. With ``checkpoint_path`` the kept
+    end. Without ``evaluate_fn``, or with ``keep_best=False`` (the metrics are then only
+    recorded, e.g. a learning curve on a test set that must not pick the epoch), the final
+    weights are kept. With ``checkpoint_path`` the kept
     weights are also written with ``course_lib.checkpoint.save_checkpoint`` (config from
     ``model.config`` when the model has one). The model is moved to ``device`` and left in
     eval mode without gradients (``.grad`` is None); anything else ``loss_fn`` uses (e.g. a distillation teacher) must already be
@@ -325,7 +328,8 @@ def train(
                 score = dev[monitor]
                 if _is_improvement(score, history.best_score, mode):
                     history.best_epoch, history.best_score = epoch, score
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if keep_best:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     epochs_without_improvement = 0
                 else:
                     epochs_without_improvement += 1
@@ -353,7 +357,7 @@ def train(
             model,
             getattr(model, "config", {}),
             metadata={
-                "epoch": history.best_epoch or len(history.epochs),
+                "epoch": history.best_epoch if best_state is not None else len(history.epochs),
                 "monitor": monitor if evaluate_fn is not None else None,
                 "score": history.best_score,
             },

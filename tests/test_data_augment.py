@@ -129,6 +129,16 @@ def test_jittered_batches_cover_every_example_once_per_epoch():
     assert second.tolist() != seen.tolist(), "each epoch draws a new order"
 
 
+def test_jittered_batches_with_index_name_each_example_by_its_position():
+    images = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 784)
+    labels = torch.arange(10) * 7
+    batches = list(JitteredBatches(images, labels, batch_size=4, seed=3, with_index=True))
+    assert all(len(batch) == 3 for batch in batches)
+    for x, y, index in batches:
+        assert torch.equal(y, labels[index]) and torch.equal(x[:, 0], index.float())
+    assert sorted(torch.cat([index for *_, index in batches]).tolist()) == list(range(10))
+
+
 def test_jittered_batches_jitter_and_repeat_with_the_seed():
     images = centred_digits(64).reshape(64, 784)
     labels = torch.zeros(64, dtype=torch.int64)

@@ -51,6 +51,7 @@ def test_mnist_model_trains_once_then_loads_the_cache(data, model_cache, context
     second = mnist_model(context, "teacher", recipe=TINY, data=data, progress=False)
     assert not second.trained and second.history is None and not second.model.training
     assert (second.test_errors, second.train_seconds) == (first.test_errors, first.train_seconds)
+    assert second.errors_per_epoch == first.errors_per_epoch == [first.test_errors], "one epoch, one count"
     assert second.recipe == TINY and second.train_device == "cpu"
     images, _ = mnist_tensors(data, "test")
     with torch.no_grad():
@@ -82,10 +83,13 @@ def test_the_course_recipes_differ_only_where_the_paper_varies():
         assert teacher.model_config() == teacher_config() and teacher.max_shift == 2
         assert scratch.model_config() == student_config() and scratch.max_shift == 0
         assert jitter.model_config() == student_config() and jitter.max_shift == teacher.max_shift
-        optimisation = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "train_size", "seed")
-        for field in optimisation:
-            assert getattr(jitter, field) == getattr(teacher, field), field
+        for field in ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed"):
+            assert getattr(jitter, field) == getattr(scratch, field) == getattr(teacher, field), field
+        for field in ("epochs", "train_size", "exclude_digits"):
+            assert getattr(jitter, field) == getattr(scratch, field), "the students share one budget"
+        assert teacher.train_size is None, "the teacher always sees all 60,000 digits"
     assert mnist_recipe("teacher", "full").epochs > mnist_recipe("teacher", "fast").epochs
+    assert mnist_recipe("student_scratch", "full").train_size is None
     assert mnist_model_path("student_scratch_jitter", "full").name == "mnist_student_scratch_jitter_full.safetensors"
 
 

@@ -135,6 +135,15 @@ def test_best_weights_are_restored():
     assert not model.training
 
 
+def test_keep_best_false_records_the_curve_but_keeps_the_final_weights():
+    snapshots: list[torch.Tensor] = []
+    model, history = linear_run(epochs=4, dev_loader=[None], keep_best=False,
+                                evaluate_fn=scripted_scores([0.1, 0.9, 0.2, 0.3], snapshots))
+    assert [record.dev["f1"] for record in history.epochs] == [0.1, 0.9, 0.2, 0.3]
+    assert history.best_epoch == 2
+    assert torch.equal(model.weight, snapshots[-1])
+
+
 def test_nan_loss_raises_naming_the_step():
     calls = []
 

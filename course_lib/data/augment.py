@@ -91,6 +91,8 @@ class JitteredBatches:
     ``max_shift`` pixels (0: no jitter), all drawn from one generator seeded with ``seed``, so a
     training run repeats exactly while its epochs differ. The last batch may be smaller.
     Batches stay on the tensors' device; put the tensors on the GPU once to train there.
+    With ``with_index`` each batch is ``(images, labels, index)``, ``index`` holding the
+    examples' positions in ``images`` (what a teacher-logit cache is keyed by).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class JitteredBatches:
         max_shift: int = 0,
         shuffle: bool = True,
         seed: int = 0,
+        with_index: bool = False,
     ) -> None:
         if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
             raise TypeError(
@@ -121,12 +124,13 @@ class JitteredBatches:
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.max_shift = _check_max_shift(max_shift)
         self.shuffle = bool(shuffle)
+        self.with_index = bool(with_index)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return math.ceil(self.images.shape[0] / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         n = self.images.shape[0]
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.images.device)
@@ -137,4 +141,4 @@ class JitteredBatches:
             images = self.images[index]
             if self.max_shift:
                 images = jitter(images, self.max_shift, generator=self.generator)
-            yield images, self.labels[index]
+            yield (images, self.labels[index], index) if self.with_index else (images, self.labels[index])
