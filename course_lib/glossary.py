@@ -52,6 +52,10 @@ GLOSSARY: tuple[Term, ...] = (
     Term("KL divergence", "KL散度", "how far one distribution is from another", "05"),
     Term("distillation loss", "蒸馏损失", "α·CE(labels, student) + (1−α)·T²·KL(teacher_T ‖ student_T); α weighs the hard labels", "05"),
     Term("transfer set", "迁移集", "the inputs on which the student imitates the teacher", "06"),
+    Term("data augmentation", "数据增强", "training on altered copies of the inputs, e.g. digits shifted by a few pixels", "06"),
+    Term("control experiment", "对照实验", "the same training without the ingredient under test, to measure what it adds", "06"),
+    Term("max-norm constraint", "最大范数约束", "rescaling each unit's incoming weights onto a ball after every step", "06"),
+    Term("gap closed", "差距弥合比例", "(scratch − distilled) / (scratch − teacher) errors: the share of the teacher's advantage gained", "06"),
     Term("quantisation", "量化", "storing weights and activations in fewer bits, e.g. int8", "08"),
     Term("inference", "推理", "using a trained model to predict", "08"),
 )

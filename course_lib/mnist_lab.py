@@ -55,7 +55,7 @@ def plot_learning_curves(
         ax.axhline(teacher_errors, color="tab:green", linewidth=1, label=f"teacher ({teacher_errors})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test errors of 10,000")
-    ax.set_yscale("log")
+    ax.set_ylim(0, None)
     ax.legend(fontsize=8)
     ax.set_title("student test errors while it learns")
     fig.tight_layout()

@@ -104,7 +104,7 @@ def render_table(results: dict[str, Any]) -> str:
     runtimes = results.get(RUNTIMES_KEY)
     if runtimes:
         for chapter, seconds in runtimes["notebooks"].items():
-            lines.append(f"| {chapter} | notebook run time (s) | {_format(float(seconds))} | {runtimes['mode']} | – |")
+            lines.append(f"| {chapter} | notebook run time (s) | {float(seconds):.1f} | {runtimes['mode']} | – |")
     return "\n".join(lines)
 
 
