@@ -1,0 +1,96 @@
+"""The source document's "cascade" student, done correctly: a small tagger that reads the teacher's hidden states.
+
+Seed ``002`` builds its NER "student" on top of the teacher: the student takes the teacher's
+last hidden states as input instead of the characters. Written out so that it runs,
+:class:`CascadeTagger` holds the (frozen) teacher, a projection from the teacher's width to the
+student's, a few Transformer blocks and a classifier. It is a legitimate model — a small head
+fine-tuned on frozen features — but not a compressed one: every prediction still runs the whole
+teacher first, so it can only be *slower* than the teacher alone. Chapter 07 measures exactly
+that against real distillation, where the student runs without its teacher.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+from course_lib.ner import token_classification_loss
+from course_lib.transformer import EncoderBlock, ModelOutput, TokenTagger, TransformerConfig
+
+__all__ = ["CascadeTagger", "cascade_loss"]
+
+
+class CascadeTagger(nn.Module):
+    """Teacher (frozen, eval mode) → Linear to ``d_model`` → ``num_layers`` encoder blocks → per-token labels.
+
+    ``parameters()`` includes the teacher's, which stay frozen; :meth:`trainable_parameters`
+    are the ones to optimise. The teacher is part of the model: saving, moving or timing a
+    cascade always includes it.
+    """
+
+    def __init__(
+        self,
+        teacher: TokenTagger,
+        *,
+        d_model: int = 64,
+        num_heads: int = 2,
+        num_layers: int = 1,
+        d_ff: int = 128,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not isinstance(teacher, TokenTagger):
+            raise TypeError(f"teacher must be a course_lib.transformer.TokenTagger, got {type(teacher).__name__}")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral) or num_layers < 1:
+            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        self.teacher = teacher.requires_grad_(False).eval()
+        self.config = TransformerConfig(
+            vocab_size=teacher.config.vocab_size,
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            d_ff=d_ff,
+            max_len=teacher.config.max_len,
+            dropout=dropout,
+            norm_first=True,
+            positional="none",
+            pad_id=teacher.config.pad_id,
+        )
+        self.num_labels = teacher.num_labels
+        self.project = nn.Linear(teacher.config.d_model, d_model)
+        self.blocks = nn.ModuleList(EncoderBlock(self.config) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(d_model)
+        self.classifier = nn.Linear(d_model, self.num_labels)
+
+    def train(self, mode: bool = True) -> CascadeTagger:
+        """Train or eval mode for the head; the teacher stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The head's parameters (projection, blocks, norm, classifier): what an optimiser should get."""
+        teacher_ids = {id(p) for p in self.teacher.parameters()}
+        return [p for p in self.parameters() if id(p) not in teacher_ids]
+
+    def forward(self, input_ids: Tensor, mask: Tensor | None = None) -> ModelOutput:
+        """Run the teacher under no_grad, then the head on its last hidden states."""
+        with torch.no_grad():
+            teacher_out = self.teacher(input_ids, mask=mask)
+        x = self.project(teacher_out.hidden[-1])
+        hidden, attention = [x], []
+        for block in self.blocks:
+            x, weights = block(x, teacher_out.mask)
+            hidden.append(x)
+            attention.append(weights)
+        x = self.final_norm(x)
+        hidden[-1] = x
+        return ModelOutput(logits=self.classifier(x), hidden=hidden, attention=attention, mask=teacher_out.mask)
+
+
+def cascade_loss(model: CascadeTagger, batch: dict[str, Tensor]) -> Tensor:
+    """Token cross-entropy of a :class:`CascadeTagger` on a ``collate_ner`` batch (a ``loss_fn`` for ``train``)."""
+    output = model(batch["input_ids"], mask=batch["mask"])
+    return token_classification_loss(output.logits, batch["labels"])
