@@ -1,0 +1,51 @@
+"""Tests for course_lib.latency: warm-up, repeats, percentiles and thread count of timed calls."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from course_lib.latency import LatencyStats, measure_latency
+
+
+def test_every_call_is_made_and_only_the_repeats_are_timed():
+    calls = []
+    stats = measure_latency(lambda: calls.append(torch.is_grad_enabled()), batch_size=4, repeats=7, warmup=2)
+    assert len(calls) == 9 and not any(calls), "warm-up + repeats, all under no_grad"
+    assert stats.repeats == 7 and stats.batch_size == 4
+    assert 0 <= stats.p50_ms <= stats.p95_ms
+
+
+def test_a_slow_call_measures_slow_and_the_threads_are_restored():
+    before = torch.get_num_threads()
+    seen = []
+
+    def sleepy():
+        seen.append(torch.get_num_threads())
+        time.sleep(0.01)
+
+    stats = measure_latency(sleepy, batch_size=2, repeats=5, warmup=1, threads=1)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    assert stats.p50_ms >= 9.0 and stats.mean_ms >= 9.0
+    assert stats.throughput == pytest.approx(2 / (stats.p50_ms / 1000))
+
+
+def test_percentiles_and_the_results_dict():
+    stats = LatencyStats(p50_ms=2.0, p95_ms=5.0, mean_ms=2.5, repeats=10, batch_size=32)
+    assert stats.to_dict() == {"p50_ms": 2.0, "p95_ms": 5.0, "mean_ms": 2.5, "throughput_per_s": 16000.0,
+                               "repeats": 10, "batch_size": 32}
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_size": 0}, "batch_size must be an int >= 1"),
+    ({"batch_size": 1, "repeats": 1}, "repeats must be an int >= 2"),
+    ({"batch_size": 1, "warmup": -1}, "warmup must be an int >= 0"),
+    ({"batch_size": 1, "threads": 0}, "threads must be an int >= 1"),
+])
+def test_bad_arguments_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        measure_latency(lambda: None, **kwargs)
+    with pytest.raises(TypeError, match="call must be a function"):
+        measure_latency("model", batch_size=1)
