@@ -65,8 +65,8 @@ def readme_table(payload: dict) -> str:
         "| network | test errors (ours) | test errors (Hinton et al. 2015) |",
         "|---|---|---|",
     ]
-    for name, row in payload["rows"].items():
-        lines.append(f"| {ROW_NAMES[name]} | {row['errors']} | {paper.get(name, '–')} |")
+    for name, label in ROW_NAMES.items():
+        lines.append(f"| {label} | {payload['rows'][name]['errors']} | {paper.get(name, '–')} |")
     verdict = "met" if payload["goal_met"] else "not met"
     lines.append(
         f"| gap closed by distillation | {payload['gap_closed']:.0%} | {payload['paper']['gap_closed']:.0%} |"
