@@ -55,6 +55,7 @@ __all__ = [
     "model_logits",
     "soft_kl",
     "soft_targets",
+    "weighted_terms",
 ]
 
 
@@ -191,10 +192,10 @@ def kd_loss(
     unlabelled transfer set). The teacher's logits are detached: no gradient reaches the teacher.
     """
     alpha = check_alpha(alpha)
-    return _weighted(distillation_terms(student_logits, teacher_logits.detach(), labels, T, mask), alpha)
+    return weighted_terms(distillation_terms(student_logits, teacher_logits.detach(), labels, T, mask), alpha)
 
 
-def _weighted(terms: Mapping[str, Tensor], alpha: float) -> Tensor:
+def weighted_terms(terms: Mapping[str, Tensor], alpha: float) -> Tensor:
     """``alpha * hard + (1 - alpha) * soft``; the hard term is needed only when ``alpha > 0``."""
     loss = (1.0 - alpha) * terms["soft"]
     if alpha > 0:
@@ -414,4 +415,4 @@ class Distiller:
     def __call__(self, student: nn.Module, batch: Batch) -> Tensor:
         if student is self.teacher:
             raise ValueError("the student passed to the Distiller is its teacher: pass the model being trained")
-        return _weighted(self.terms(student, batch), self.alpha)
+        return weighted_terms(self.terms(student, batch), self.alpha)

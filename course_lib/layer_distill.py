@@ -31,6 +31,7 @@ from course_lib.distill import (
     check_alpha,
     check_temperature,
     distillation_terms,
+    weighted_terms,
 )
 from course_lib.transformer import ModelOutput, TokenTagger
 
@@ -182,9 +183,7 @@ class IntermediateDistiller(nn.Module):
 
     def forward(self, student: TokenTagger, batch: Mapping[str, Tensor]) -> Tensor:
         terms = self.terms(student, batch)
-        loss = (1 - self.alpha) * terms["soft"] + self.hidden_weight * terms["hidden"]
-        if self.alpha > 0:
-            loss = loss + self.alpha * terms["hard"]
+        loss = weighted_terms(terms, self.alpha) + self.hidden_weight * terms["hidden"]
         if "attention" in terms:
             loss = loss + self.attention_weight * terms["attention"]
         return loss
