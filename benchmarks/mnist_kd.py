@@ -25,6 +25,7 @@ import torch
 
 from course_lib.data import load_mnist
 from course_lib.mnist_kd import PAPER_ERRORS, compare_students
+from course_lib.mnist_zoo import CPU_THREADS
 from course_lib.notebook import setup_notebook
 from course_lib.results import REPO_ROOT, write_json_atomic
 
@@ -51,7 +52,7 @@ def device_name(device: torch.device) -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"cpu: {model} ({torch.get_num_threads()} threads available, 2 used)"
+    return f"cpu: {model} ({torch.get_num_threads()} threads available, {CPU_THREADS} used)"
 
 
 def readme_table(payload: dict) -> str:

@@ -10,6 +10,7 @@ notebook cell can call without pressing anything.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import ipywidgets as widgets
@@ -33,8 +34,8 @@ def lab_recipe(device: torch.device | str) -> MnistRecipe:
     device = torch.device(device)
     full = mnist_recipe("student_scratch", "full")
     if device.type == "cuda":
-        return MnistRecipe(**{**full.to_dict(), "epochs": 10})
-    return MnistRecipe(**{**full.to_dict(), "train_size": 5_000, "epochs": 8})
+        return dataclasses.replace(full, epochs=10)
+    return dataclasses.replace(full, train_size=5_000, epochs=8)
 
 
 def plot_learning_curves(
