@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +26,7 @@ from course_lib.data import load_mnist
 from course_lib.mnist_kd import PAPER_ERRORS, compare_students
 from course_lib.mnist_zoo import CPU_THREADS
 from course_lib.notebook import setup_notebook
-from course_lib.results import REPO_ROOT, write_json_atomic
+from course_lib.results import REPO_ROOT, device_description, replace_marked_block, write_json_atomic
 
 GOAL_GAP_CLOSED = 0.80
 README_START = "<!-- mnist-kd:start -->"
@@ -39,20 +38,6 @@ ROW_NAMES = {
     "student_scratch_jitter": "student 800-800, labels only, jitter (control)",
     "student_distilled_jitter": "student 800-800, distilled on jittered digits",
 }
-
-
-def device_name(device: torch.device) -> str:
-    """A readable name of the device the benchmark ran on (GPU model, or CPU model and threads)."""
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"cpu: {model} ({torch.get_num_threads()} threads available, {CPU_THREADS} used)"
 
 
 def readme_table(payload: dict) -> str:
@@ -78,12 +63,7 @@ def readme_table(payload: dict) -> str:
 
 def update_readme(readme: Path, payload: dict) -> None:
     """Replace the block between the mnist-kd markers of ``readme`` with :func:`readme_table`."""
-    text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} has no '{README_START}' … '{README_END}' block to fill")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{readme_table(payload)}\n{README_END}{tail}", encoding="utf-8")
+    replace_marked_block(readme, README_START, README_END, readme_table(payload))
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -109,7 +89,7 @@ def main(argv: list[str] | None = None) -> Path:
     payload = {
         "benchmark": "mnist_kd",
         "mode": args.mode,
-        "device": device_name(context.device),
+        "device": device_description(context.device, CPU_THREADS),
         "torch": torch.__version__,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "temperature": comparison.temperature,

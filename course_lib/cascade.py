@@ -7,6 +7,13 @@ student's, a few Transformer blocks and a classifier. It is a legitimate model �
 fine-tuned on frozen features — but not a compressed one: every prediction still runs the whole
 teacher first, so it can only be *slower* than the teacher alone. Chapter 07 measures exactly
 that against real distillation, where the student runs without its teacher.
+
+The seed also updates both models in turn on every batch (a teacher step on the teacher's loss,
+then a student step). ``train_teacher=True`` does that correctly: the head reads the teacher's
+hidden states *detached*, so :func:`cascade_loss` — the teacher's token loss plus the head's — has
+gradients that touch the two parameter sets separately, and one optimiser step on the sum is
+the seed's two alternating steps, without its error of stepping one optimiser twice through a
+graph already freed.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ __all__ = ["CascadeTagger", "cascade_loss"]
 
 
 class CascadeTagger(nn.Module):
-    """Teacher (frozen, eval mode) → Linear to ``d_model`` → ``num_layers`` encoder blocks → per-token labels.
+    """Teacher → Linear to ``d_model`` → ``num_layers`` encoder blocks → per-token labels.
 
-    ``parameters()`` includes the teacher's, which stay frozen; :meth:`trainable_parameters`
-    are the ones to optimise. The teacher is part of the model: saving, moving or timing a
-    cascade always includes it.
+    By default the teacher is frozen and stays in eval mode; with ``train_teacher=True`` it keeps
+    learning from its own loss (the seed's alternating updates, see :func:`cascade_loss`).
+    ``parameters()`` includes the teacher's; :meth:`trainable_parameters` are the ones to
+    optimise. The teacher is part of the model: saving, moving or timing a cascade always
+    includes it.
     """
 
     def __init__(
@@ -39,13 +48,19 @@ class CascadeTagger(nn.Module):
         num_layers: int = 1,
         d_ff: int = 128,
         dropout: float = 0.1,
+        train_teacher: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(teacher, TokenTagger):
             raise TypeError(f"teacher must be a course_lib.transformer.TokenTagger, got {type(teacher).__name__}")
         if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
-        self.teacher = teacher.requires_grad_(False).eval()
+        if not isinstance(train_teacher, bool):
+            raise TypeError(f"train_teacher must be True or False, got {train_teacher!r}")
+        self.train_teacher = train_teacher
+        self.teacher = teacher.requires_grad_(train_teacher)
+        if not train_teacher:
+            self.teacher.eval()
         self.config = TransformerConfig(
             vocab_size=teacher.config.vocab_size,
             d_model=d_model,
@@ -65,32 +80,49 @@ class CascadeTagger(nn.Module):
         self.classifier = nn.Linear(d_model, self.num_labels)
 
     def train(self, mode: bool = True) -> CascadeTagger:
-        """Train or eval mode for the head; the teacher stays in eval mode."""
+        """Train or eval mode for the head; a frozen teacher stays in eval mode."""
         super().train(mode)
-        self.teacher.eval()
+        if not self.train_teacher:
+            self.teacher.eval()
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The head's parameters (projection, blocks, norm, classifier): what an optimiser should get."""
+        """What an optimiser should get: the head (projection, blocks, norm, classifier), and the teacher if it trains."""
+        if self.train_teacher:
+            return list(self.parameters())
         teacher_ids = {id(p) for p in self.teacher.parameters()}
         return [p for p in self.parameters() if id(p) not in teacher_ids]
+
+    def head(self, teacher_hidden: Tensor, mask: Tensor) -> ModelOutput:
+        """The head alone on the teacher's last hidden states (gradients do not flow back into them)."""
+        x = self.project(teacher_hidden.detach())
+        hidden, attention = [x], []
+        for block in self.blocks:
+            x, weights = block(x, mask)
+            hidden.append(x)
+            attention.append(weights)
+        x = self.final_norm(x)
+        hidden[-1] = x
+        return ModelOutput(logits=self.classifier(x), hidden=hidden, attention=attention, mask=mask)
 
     def forward(self, input_ids: Tensor, mask: Tensor | None = None) -> ModelOutput:
         """Run the teacher under no_grad, then the head on its last hidden states."""
         with torch.no_grad():
             teacher_out = self.teacher(input_ids, mask=mask)
-        x = self.project(teacher_out.hidden[-1])
-        hidden, attention = [x], []
-        for block in self.blocks:
-            x, weights = block(x, teacher_out.mask)
-            hidden.append(x)
-            attention.append(weights)
-        x = self.final_norm(x)
-        hidden[-1] = x
-        return ModelOutput(logits=self.classifier(x), hidden=hidden, attention=attention, mask=teacher_out.mask)
+        return self.head(teacher_out.hidden[-1], teacher_out.mask)
 
 
 def cascade_loss(model: CascadeTagger, batch: dict[str, Tensor]) -> Tensor:
-    """Token cross-entropy of a :class:`CascadeTagger` on a ``collate_ner`` batch (a ``loss_fn`` for ``train``)."""
-    output = model(batch["input_ids"], mask=batch["mask"])
-    return token_classification_loss(output.logits, batch["labels"])
+    """Token cross-entropy of a :class:`CascadeTagger` on a ``collate_ner`` batch (a ``loss_fn`` for ``train``).
+
+    With ``train_teacher`` it is the teacher's own token loss plus the head's on the teacher's
+    detached states: one step on the sum is a teacher step followed by a head step.
+    """
+    if not model.train_teacher:
+        output = model(batch["input_ids"], mask=batch["mask"])
+        return token_classification_loss(output.logits, batch["labels"])
+    teacher_out = model.teacher(batch["input_ids"], mask=batch["mask"])
+    head_out = model.head(teacher_out.hidden[-1], teacher_out.mask)
+    return token_classification_loss(teacher_out.logits, batch["labels"]) + token_classification_loss(
+        head_out.logits, batch["labels"]
+    )

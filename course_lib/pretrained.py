@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,20 +27,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from course_lib.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
-from course_lib.data import (
-    LABELS,
-    CharVocab,
-    NerCorpus,
-    bucketed_ner_loader,
-    cache_dir,
-    load_msra,
-    ner_loader,
-)
+from course_lib.data import LABELS, CharVocab, NerCorpus, cache_dir, load_msra
 from course_lib.files import write_bytes_atomic
-from course_lib.ner import evaluate_tagger, tagger_loss
 from course_lib.notebook import MODES, context_mode_and_device
 from course_lib.positional import POSITIONAL_KINDS
-from course_lib.training import TrainingHistory, cpu_threads, train, warmup_linear_schedule
+from course_lib.tagger_fit import fit_tagger
+from course_lib.training import TrainingHistory
 from course_lib.transformer import TokenTagger, TransformerConfig
 
 if TYPE_CHECKING:
@@ -203,31 +194,18 @@ def _train(
     vocab = CharVocab.build(sentences)
     torch.manual_seed(recipe.seed)
     model = TokenTagger(recipe.model_config(len(vocab)), num_labels=len(LABELS))
-    train_loader = bucketed_ner_loader(sentences, vocab, recipe.batch_size, seed=recipe.seed, max_len=recipe.max_len)
-    dev_loader = ner_loader(corpus.dev, vocab, batch_size=128, shuffle=False, max_len=recipe.max_len)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
-    total_steps = len(train_loader) * recipe.epochs
-    scheduler = warmup_linear_schedule(optimizer, int(recipe.warmup_fraction * total_steps), total_steps)
-    start = time.perf_counter()
-    with cpu_threads(device, 1):
-        history = train(
-            model,
-            train_loader,
-            loss_fn=tagger_loss,
-            optimizer=optimizer,
-            epochs=recipe.epochs,
-            dev_loader=dev_loader,
-            evaluate_fn=evaluate_tagger,
-            monitor="f1",
-            patience=recipe.patience,
-            scheduler=scheduler,
-            clip_grad_norm=1.0,
-            device=device,
-            progress=progress,
-            desc=f"demo tagger ({recipe.positional})",
-        )
-    seconds = time.perf_counter() - start
-    return model, vocab, history, float(history.best_score), seconds
+    fit = fit_tagger(
+        model,
+        recipe,
+        sentences,
+        corpus.dev,
+        vocab,
+        parameters=model.parameters(),
+        device=device,
+        progress=progress,
+        desc=f"demo tagger ({recipe.positional})",
+    )
+    return model, vocab, fit.history, fit.dev_f1, fit.seconds
 
 
 def demo_tagger(

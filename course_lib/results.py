@@ -11,10 +11,13 @@ import argparse
 import json
 import math
 import os
+import platform
 import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from course_lib.files import write_bytes_atomic
 
@@ -108,15 +111,34 @@ def render_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def replace_marked_block(readme: Path, start: str, end: str, body: str) -> None:
+    """Replace what lies between the ``start`` and ``end`` markers of ``readme`` with ``body`` (atomically)."""
+    text = readme.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no '{start}' … '{end}' block to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_bytes_atomic(readme, f"{head}{start}\n{body}\n{end}{tail}".encode("utf-8"))
+
+
 def update_readme(readme: Path, results: dict[str, Any], source: str) -> None:
     """Replace the table between the results markers in the README."""
-    text = readme.read_text(encoding="utf-8")
-    if TABLE_START not in text or TABLE_END not in text:
-        raise ValueError(f"{readme} has no '{TABLE_START}' … '{TABLE_END}' block to fill")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    block = f"{TABLE_START}\n_Source: `{source}`._\n\n{render_table(results)}\n{TABLE_END}"
-    readme.write_text(head + block + tail, encoding="utf-8")
+    replace_marked_block(readme, TABLE_START, TABLE_END, f"_Source: `{source}`._\n\n{render_table(results)}")
+
+
+def device_description(device: Any, threads_used: int) -> str:
+    """A readable name of the device a benchmark ran on: the GPU model, or the CPU model and threads."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"cpu: {model} ({os.cpu_count()} threads available, {threads_used} used)"
 
 
 def main(argv: list[str] | None = None) -> None:

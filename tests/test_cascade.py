@@ -67,3 +67,38 @@ def test_bad_arguments_are_rejected(teacher):
         CascadeTagger(teacher, num_layers=0)
     with pytest.raises(ValueError, match="divisible by num_heads"):
         CascadeTagger(teacher, d_model=30, num_heads=4)
+
+
+def test_one_step_on_the_summed_loss_is_the_seeds_two_alternating_steps():
+    """Teacher step on its loss, then head step on the (pre-step) hidden states == one step on the sum."""
+    import copy
+
+    from course_lib.ner import token_classification_loss
+
+    data = batch()
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size=40, d_model=32, num_heads=4, num_layers=2, d_ff=64, max_len=16, dropout=0.0)
+    joint = CascadeTagger(TokenTagger(config, 7), d_model=16, num_heads=2, dropout=0.0, train_teacher=True)
+    alternating = copy.deepcopy(joint)
+    assert len(joint.trainable_parameters()) == len(list(joint.parameters()))
+    optimizer = torch.optim.SGD(joint.trainable_parameters(), lr=0.1)
+    cascade_loss(joint, data).backward()
+    optimizer.step()
+
+    teacher_opt = torch.optim.SGD(alternating.teacher.parameters(), lr=0.1)
+    head_params = [p for n, p in alternating.named_parameters() if not n.startswith("teacher.")]
+    head_opt = torch.optim.SGD(head_params, lr=0.1)
+    teacher_out = alternating.teacher(data["input_ids"], mask=data["mask"])
+    token_classification_loss(teacher_out.logits, data["labels"]).backward()
+    teacher_opt.step()
+    head_out = alternating.head(teacher_out.hidden[-1], teacher_out.mask)
+    token_classification_loss(head_out.logits, data["labels"]).backward()
+    head_opt.step()
+    for (name, a), b in zip(joint.named_parameters(), alternating.parameters()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert joint.train().teacher.training, "a training teacher follows the cascade's mode"
+
+
+def test_train_teacher_must_be_a_bool(teacher):
+    with pytest.raises(TypeError, match="train_teacher must be True or False"):
+        CascadeTagger(teacher, train_teacher="yes")

@@ -1,0 +1,135 @@
+"""Benchmark: chapter 07's MSRA teacher, its students and the cascade at full size, written to JSON.
+
+    .venv/bin/python benchmarks/ner_kd.py                   # full mode, results/ner_kd_full.json
+    .venv/bin/python benchmarks/ner_kd.py --mode fast       # the chapter-07 fast settings
+    .venv/bin/python benchmarks/ner_kd.py --epochs 3        # full data, every model capped at 3 epochs
+    .venv/bin/python benchmarks/ner_kd.py --readme-only     # rewrite the README table from the JSON
+
+Trains (or loads from the course cache) the teacher and every student of
+``course_lib.ner_zoo`` and measures each with ``course_lib.ner_kd.compare_ner``: seqeval
+precision/recall/F1 on the official test split (overall and per type), parameters, CPU latency
+per sentence at batch 1 and 32. The JSON holds every row, the goal checks, the recipes, the
+total wall time and the device. ``--epochs`` caps the epochs of every model (a CPU run of the
+full data); the cap is written into the JSON and the README table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from course_lib.data import load_msra
+from course_lib.ner_kd import GOALS, TENER_F1, compare_ner
+from course_lib.ner_zoo import NER_CPU_THREADS, NER_ROLES, ROLE_TITLES, NerRecipe, ner_recipe
+from course_lib.notebook import setup_notebook
+from course_lib.results import REPO_ROOT, device_description, replace_marked_block, write_json_atomic
+
+README_START = "<!-- ner-kd:start -->"
+README_END = "<!-- ner-kd:end -->"
+
+
+def shape(recipe: dict) -> str:
+    """A model's shape as width×layers (heads, feed-forward width)."""
+    return f"{recipe['d_model']}×{recipe['num_layers']} ({recipe['num_heads']} heads, FF {recipe['d_ff']})"
+
+
+def readme_table(payload: dict) -> str:
+    """The README block: every row's test F1 (overall and per type), parameters, latency; the goals."""
+    cap = f", epochs capped at {payload['epochs_cap']}" if payload.get("epochs_cap") else ""
+    lines = [
+        f"_Source: `results/ner_kd_{payload['mode']}.json` ({payload['mode']} mode{cap}, {payload['device']}, "
+        f"{payload['wall_seconds'] / 60:.0f} min wall time; latency: one CPU thread, median of "
+        f"{payload['latency_repeats']} runs)._",
+        "",
+        "| model | shape | parameters | test F1 | PER | LOC | ORG | ms/sentence, batch 1 | ms/sentence, batch 32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    teacher_params = payload["rows"]["teacher"]["parameters"]
+    for role, row in payload["rows"].items():
+        per_type = row["per_type_f1"]
+        lines.append(
+            f"| {row['title']} | {shape(payload['recipes'][role])} | {row['parameters']:,} "
+            f"({row['parameters'] / teacher_params:.0%}) | {100 * row['f1']:.1f} | "
+            f"{100 * per_type['PER']:.1f} | {100 * per_type['LOC']:.1f} | {100 * per_type['ORG']:.1f} | "
+            f"{row['latency_batch1_ms']:.2f} | {row['latency_batch32_ms']:.3f} |"
+        )
+    lines += ["", f"TENER (a Transformer trained from scratch) reports {100 * TENER_F1:.1f} F1 on this test split.", "",
+              "| goal | target | measured | met |", "|---|---|---|---|"]
+    for check in payload["goals"]:
+        percent = "F1" in check["goal"] or "share" in check["goal"] or "parameters" in check["goal"]
+        fmt = (lambda v: f"{100 * v:.1f} %") if percent else (lambda v: f"{v:.1f}×")
+        lines.append(f"| {check['goal']} | {fmt(check['target'])} | {fmt(check['measured'])} | "
+                     f"{'yes' if check['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, payload: dict) -> None:
+    """Replace the block between the ner-kd markers of ``readme`` with :func:`readme_table`."""
+    replace_marked_block(readme, README_START, README_END, readme_table(payload))
+
+
+def course_recipes(mode: str, epochs_cap: int | None) -> dict[str, NerRecipe]:
+    """Every role's course recipe for ``mode``, its epochs capped at ``epochs_cap`` (None: no cap)."""
+    recipes = {role: ner_recipe(role, mode) for role in NER_ROLES}
+    if epochs_cap is None:
+        return recipes
+    return {role: dataclasses.replace(r, epochs=min(r.epochs, epochs_cap)) for role, r in recipes.items()}
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("fast", "full"), default="full")
+    parser.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
+    parser.add_argument("--epochs", type=int, default=None, help="cap every model's epochs (e.g. for a CPU)")
+    parser.add_argument("--latency-repeats", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=None, help="default: results/ner_kd_<mode>.json")
+    parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
+    parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
+    args = parser.parse_args(argv)
+    out = args.out or REPO_ROOT / "results" / f"ner_kd_{args.mode}.json"
+    if args.readme_only:
+        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+        return out
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+
+    recipes = course_recipes(args.mode, args.epochs)
+    context = setup_notebook(args.mode, device=args.device)
+    start = time.perf_counter()
+    comparison = compare_ner(context, corpus=load_msra(), recipes=recipes, latency_repeats=args.latency_repeats)
+    wall = time.perf_counter() - start
+    payload = {
+        "benchmark": "ner_kd",
+        "mode": args.mode,
+        "epochs_cap": args.epochs,
+        "device": device_description(context.device, NER_CPU_THREADS),
+        "torch": torch.__version__,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
+        "latency_repeats": args.latency_repeats,
+        **comparison.to_dict(),
+        "goal_targets": GOALS,
+        "tener_f1": TENER_F1,
+        "wall_seconds": round(wall, 1),
+        "note": "train_seconds of a cached model are those of the run that trained it",
+    }
+    write_json_atomic(out, payload)
+    if args.readme is not None:
+        update_readme(args.readme, payload)
+    for role, row in comparison.rows.items():
+        print(f"{ROLE_TITLES[role]:<45} F1 {100 * row.f1:5.1f}  {row.parameters:>9,} params  "
+              f"{row.latency_batch1_ms:6.2f} ms  {row.train_seconds:7.1f} s")
+    for check in comparison.goals():
+        print(f"{'met    ' if check.met else 'not met'} {check.goal}: {check.measured:.3f} (target {check.target:g})")
+    print(f"wall {wall:.1f} s; wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Tests for benchmarks/ner_kd.py: the recipes it runs and the README table it writes from its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict
+
+import pytest
+
+from course_lib.ner_kd import NerComparison, NerRow
+from course_lib.ner_zoo import NER_ROLES, ROLE_TITLES, ner_recipe
+from course_lib.results import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("ner_kd_benchmark", REPO_ROOT / "benchmarks" / "ner_kd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def payload(bench, epochs_cap=3) -> dict:
+    f1 = {"teacher": 0.8, "scratch": 0.6, "logit_kd": 0.65, "layer_kd": 0.66, "teacher_init": 0.79, "cascade": 0.78}
+    params = {"teacher": 1000, "scratch": 90, "logit_kd": 90, "layer_kd": 90, "teacher_init": 650, "cascade": 1100}
+    rows = {
+        role: NerRow(role=role, title=ROLE_TITLES[role], parameters=params[role], precision=f1[role],
+                     recall=f1[role], f1=f1[role], per_type_f1={"PER": 0.9, "LOC": 0.8, "ORG": 0.5},
+                     latency_batch1_ms=4.0 if role in ("teacher", "cascade") else 1.0, latency_batch32_ms=0.2,
+                     dev_curve=[f1[role]], train_seconds=10.0)
+        for role in NER_ROLES
+    }
+    recipes = bench.course_recipes("full", epochs_cap)
+    return {
+        "mode": "full", "epochs_cap": epochs_cap, "device": "cpu: test", "wall_seconds": 2400.0,
+        "latency_repeats": 30, "recipes": {role: r.to_dict() for role, r in recipes.items()},
+        **NerComparison(mode="full", rows=rows).to_dict(),
+    }
+
+
+def test_course_recipes_cap_every_models_epochs(bench):
+    capped = bench.course_recipes("full", 3)
+    assert all(recipe.epochs == 3 for recipe in capped.values())
+    assert {role: asdict(r) | {"epochs": 0} for role, r in capped.items()} == {
+        role: asdict(ner_recipe(role, "full")) | {"epochs": 0} for role in NER_ROLES
+    }
+    assert bench.course_recipes("full", None) == {role: ner_recipe(role, "full") for role in NER_ROLES}
+
+
+def test_the_readme_table_has_every_row_and_the_goals(bench):
+    table = bench.readme_table(payload(bench))
+    assert "epochs capped at 3" in table and "cpu: test" in table and "40 min wall time" in table
+    for role in NER_ROLES:
+        assert ROLE_TITLES[role] in table
+    assert "| (b) student, logit KD | 48×2 (4 heads, FF 128) | 90 (9%) | 65.0 | 90.0 | 80.0 | 50.0 | 1.00 |" in table
+    assert "| teacher test F1 | 92.0 % | 80.0 % | no |" in table
+    assert "| layer_kd: CPU speed-up at batch 1 | 5.0× | 4.0× | no |" in table
+    assert "TENER" in table
+    assert "epochs capped" not in bench.readme_table(payload(bench, epochs_cap=None))
+
+
+def test_update_readme_replaces_only_the_marked_block(bench, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.README_START}\nold\n{bench.README_END}\noutro\n", encoding="utf-8")
+    bench.update_readme(readme, payload(bench))
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no '<!-- ner-kd:start -->'"):
+        bench.update_readme(readme, payload(bench))
