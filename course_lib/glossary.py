@@ -56,6 +56,11 @@ GLOSSARY: tuple[Term, ...] = (
     Term("control experiment", "对照实验", "the same training without the ingredient under test, to measure what it adds", "06"),
     Term("max-norm constraint", "最大范数约束", "rescaling each unit's incoming weights onto a ball after every step", "06"),
     Term("gap closed", "差距弥合比例", "(scratch − distilled) / (scratch − teacher) errors: the share of the teacher's advantage gained", "06"),
+    Term("entity-level F1", "实体级F1", "F1 over whole entities: one counts only if its type and both ends are right (seqeval)", "07"),
+    Term("token-level distillation", "词元级蒸馏", "the distillation loss at every real token of a sequence, padding left out", "07"),
+    Term("hidden-state distillation", "隐藏状态蒸馏", "the student's hidden states, projected to the teacher's width, imitate the teacher's (TinyBERT)", "07"),
+    Term("layer map", "层映射", "which student layer learns from which teacher layer, e.g. student m ← teacher 3m", "07"),
+    Term("cascade", "级联结构", "a small model on top of the teacher's hidden states: it always runs the teacher too", "07"),
     Term("quantisation", "量化", "storing weights and activations in fewer bits, e.g. int8", "08"),
     Term("inference", "推理", "using a trained model to predict", "08"),
 )

@@ -3,7 +3,7 @@
 For every model of :mod:`course_lib.ner_zoo`, :func:`compare_ner` measures entity-level
 precision, recall and F1 with seqeval on the official test split (overall and per entity type),
 the parameters that must run at inference (a cascade runs its teacher too) and the CPU latency
-per sentence at batch 1 and batch 32 (median of repeated runs on one thread).
+per sentence at batch 1 and batch 32 (one thread; the lowest of interleaved round medians).
 :meth:`NerComparison.goals` checks the course's full-mode goals: the teacher reaches TENER's
 level, and the best distilled student keeps 97 % of the teacher's F1 with at most a tenth of its
 parameters, runs 5× faster at batch 1 and beats the scratch student by 1.5 F1 points.
@@ -12,6 +12,7 @@ parameters, runs 5× faster at batch 1 and beats the scratch student by 1.5 F1 p
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "NerComparison",
     "NerRow",
     "compare_ner",
+    "cpu_latencies",
     "cpu_latency",
     "measure_row",
     "entity_scores",
@@ -90,41 +92,63 @@ def entity_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Senten
     }
 
 
-def cpu_latency(
-    model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence], *, repeats: int = 30, rounds: int = 2
-) -> tuple[float, float]:
-    """Median CPU milliseconds per sentence at batch 1 and at batch 32, on one thread.
-
-    Batch 1 is a test sentence of median length; batch 32 is 32 consecutive test sentences,
-    padded to the longest. Each is timed in ``rounds`` rounds of ``repeats`` calls (after 10
-    warm-up calls) and the lower median is kept, so one round disturbed by other work on the
-    machine does not decide the figure. The model is copied to the CPU, so a GPU-trained model
-    is timed on the CPU too.
-    """
+def _timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
+    """Batch 1 (a sentence of median length) and batch 32 (32 consecutive sentences, padded)."""
     if len(sentences) < 32:
         raise ValueError(f"need at least 32 sentences to time batch 32, got {len(sentences)}")
-    cpu_model = copy.deepcopy(model).cpu().eval()
     median_length = statistics.median_low(len(s) for s in sentences)
     single = next(s for s in sentences if len(s) == median_length)
-    timings = []
-    for batch_sentences in ([single], list(sentences[:32])):
-        batch = collate_ner([(vocab.encode(s.chars), [0] * len(s)) for s in batch_sentences])
-
-        def call(batch: dict[str, torch.Tensor] = batch) -> object:
-            return cpu_model(batch["input_ids"], mask=batch["mask"])
-
-        medians = [
-            measure_latency(call, batch_size=len(batch_sentences), repeats=repeats, warmup=10, threads=1).p50_ms
-            for _ in range(rounds)
-        ]
-        timings.append(min(medians) / len(batch_sentences))
-    return timings[0], timings[1]
+    return [collate_ner([(vocab.encode(s.chars), [0] * len(s)) for s in batch])
+            for batch in ([single], list(sentences[:32]))]
 
 
-def measure_row(trained: TrainedTagger, test: Sequence[Sentence], *, latency_repeats: int = 30) -> NerRow:
-    """Test scores, inference parameters and CPU latency of one trained model."""
+def cpu_latencies(
+    taggers: Mapping[str, tuple[nn.Module, CharVocab]],
+    sentences: Sequence[Sentence],
+    *,
+    rounds: int = 10,
+    seconds_per_round: float = 0.1,
+    min_repeats: int = 5,
+) -> dict[str, tuple[float, float]]:
+    """CPU milliseconds per sentence at batch 1 and at batch 32, on one thread, for each named tagger.
+
+    Batch 1 is a sentence of median length; batch 32 is 32 consecutive sentences, padded to the
+    longest. The taggers are timed in turn, ``rounds`` times over: each round times every tagger
+    for about ``seconds_per_round`` (at least ``min_repeats`` calls) and takes the median. A
+    tagger's figure is its lowest round median: on a shared machine other work only ever adds
+    time, and interleaving spreads each tagger's rounds over the whole measurement, so a slow
+    spell cannot pick on one model. Models are copied to the CPU (a GPU-trained model is timed on
+    the CPU too).
+    """
+    if not taggers:
+        raise ValueError("taggers must name at least one (model, vocab) pair")
+    prepared = {}
+    for name, (model, vocab) in taggers.items():
+        cpu_model = copy.deepcopy(model).cpu().eval()
+        for batch in _timing_batches(vocab, sentences):
+            def call(batch: dict[str, torch.Tensor] = batch, cpu_model: nn.Module = cpu_model) -> object:
+                return cpu_model(batch["input_ids"], mask=batch["mask"])
+
+            size = int(batch["input_ids"].shape[0])
+            probe = measure_latency(call, batch_size=size, repeats=3, warmup=5, threads=1)
+            calls = max(min_repeats, min(2000, int(1000 * seconds_per_round / max(probe.p50_ms, 1e-3))))
+            prepared[name, size] = (call, calls)
+    best: dict[tuple[str, int], float] = {}
+    for _ in range(rounds):
+        for key, (call, calls) in prepared.items():
+            median = measure_latency(call, batch_size=key[1], repeats=calls, warmup=2, threads=1).p50_ms / key[1]
+            best[key] = min(best.get(key, math.inf), median)
+    return {name: (best[name, 1], best[name, 32]) for name in taggers}
+
+
+def cpu_latency(model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence], **options: Any) -> tuple[float, float]:
+    """:func:`cpu_latencies` for one model: its milliseconds per sentence at batch 1 and 32."""
+    return cpu_latencies({"model": (model, vocab)}, sentences, **options)["model"]
+
+
+def measure_row(trained: TrainedTagger, test: Sequence[Sentence], latency: tuple[float, float]) -> NerRow:
+    """One model's row: test scores and inference parameters, with its measured ``latency`` (batch 1, 32)."""
     scores = entity_scores(trained.model, trained.vocab, test)
-    batch1, batch32 = cpu_latency(trained.model, trained.vocab, test, repeats=latency_repeats)
     return NerRow(
         role=trained.role,
         title=ROLE_TITLES[trained.role],
@@ -133,8 +157,8 @@ def measure_row(trained: TrainedTagger, test: Sequence[Sentence], *, latency_rep
         recall=scores["recall"],
         f1=scores["f1"],
         per_type_f1=scores["per_type_f1"],
-        latency_batch1_ms=batch1,
-        latency_batch32_ms=batch32,
+        latency_batch1_ms=latency[0],
+        latency_batch32_ms=latency[1],
         dev_curve=list(trained.dev_curve),
         train_seconds=trained.train_seconds,
     )
@@ -210,7 +234,7 @@ def compare_ner(
     corpus: NerCorpus | None = None,
     roles: Sequence[str] = NER_ROLES,
     recipes: Mapping[str, NerRecipe] | None = None,
-    latency_repeats: int = 30,
+    latency_rounds: int = 10,
     progress: bool = True,
 ) -> NerComparison:
     """Train (or load) the teacher and the students of ``roles``, and measure each on the test split.
@@ -229,6 +253,8 @@ def compare_ner(
             models[role] = ner_student(
                 context, role, teacher, recipe=recipes.get(role), corpus=corpus, progress=progress
             )
-    rows = {role: measure_row(models[role], corpus.test, latency_repeats=latency_repeats) for role in NER_ROLES
-            if role in models}
+    ordered = [role for role in NER_ROLES if role in models]
+    latencies = cpu_latencies({role: (models[role].model, models[role].vocab) for role in ordered}, corpus.test,
+                              rounds=latency_rounds)
+    rows = {role: measure_row(models[role], corpus.test, latencies[role]) for role in ordered}
     return NerComparison(mode=context.mode, rows=rows, models=models)

@@ -33,7 +33,7 @@ def payload(bench, epochs_cap=3) -> dict:
     recipes = bench.course_recipes("full", epochs_cap)
     return {
         "mode": "full", "epochs_cap": epochs_cap, "device": "cpu: test", "wall_seconds": 2400.0,
-        "latency_repeats": 30, "recipes": {role: r.to_dict() for role, r in recipes.items()},
+        "latency_rounds": 10, "recipes": {role: r.to_dict() for role, r in recipes.items()},
         **NerComparison(mode="full", rows=rows).to_dict(),
     }
 
@@ -45,11 +45,14 @@ def test_course_recipes_cap_every_models_epochs(bench):
         role: asdict(ner_recipe(role, "full")) | {"epochs": 0} for role in NER_ROLES
     }
     assert bench.course_recipes("full", None) == {role: ner_recipe(role, "full") for role in NER_ROLES}
+    students_at_2 = bench.course_recipes("full", 3, 2)
+    assert students_at_2["teacher"].epochs == 3
+    assert {r.epochs for role, r in students_at_2.items() if role != "teacher"} == {2}
 
 
 def test_the_readme_table_has_every_row_and_the_goals(bench):
     table = bench.readme_table(payload(bench))
-    assert "epochs capped at 3" in table and "cpu: test" in table and "40 min wall time" in table
+    assert "teacher epochs capped at 3, student epochs capped at 3" in table and "cpu: test" in table and "40 min wall time" in table
     for role in NER_ROLES:
         assert ROLE_TITLES[role] in table
     assert "| (b) student, logit KD | 48×2 (4 heads, FF 128) | 90 (9%) | 65.0 | 90.0 | 80.0 | 50.0 | 1.00 |" in table

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from course_lib.data import LABEL2ID, LABELS, NerCorpus, Sentence, load_msra
-from course_lib.ner_kd import GOALS, NerComparison, NerRow, compare_ner, cpu_latency, entity_scores
+from course_lib.ner_kd import GOALS, NerComparison, NerRow, compare_ner, cpu_latencies, cpu_latency, entity_scores
 from course_lib.transformer import ModelOutput
 from tests.test_ner_zoo import STUDENTS, TEACHER
 
@@ -96,8 +96,11 @@ def test_cpu_latency_times_one_sentence_and_a_batch_of_32():
     vocab = CharVocab.build(corpus.train[:100])
     model = TokenTagger(TransformerConfig(vocab_size=len(vocab), d_model=16, num_heads=2, num_layers=1, d_ff=32,
                                           max_len=128), num_labels=len(LABELS))
-    batch1, batch32 = cpu_latency(model, vocab, corpus.test[:40], repeats=3)
-    assert batch1 > 0 and batch32 > 0
+    batch1, batch32 = cpu_latency(model, vocab, corpus.test[:40], rounds=2, seconds_per_round=0.01)
+    assert 0 < batch32 < batch1, "a batch of 32 shares the per-call cost: less time per sentence"
+    both = cpu_latencies({"a": (model, vocab), "b": (model, vocab)}, corpus.test[:40], rounds=2,
+                         seconds_per_round=0.01)
+    assert set(both) == {"a", "b"} and all(ms > 0 for pair in both.values() for ms in pair)
     with pytest.raises(ValueError, match="at least 32"):
         cpu_latency(model, vocab, corpus.test[:10])
 
@@ -107,7 +110,7 @@ def test_compare_ner_measures_every_role_it_trains(model_cache, context):
     corpus = NerCorpus(train=full.train[:200], dev=full.dev[:40], test=full.test[:40])
     roles = ("teacher", "scratch", "logit_kd", "cascade")
     recipes = {"teacher": TEACHER, **{role: STUDENTS[role] for role in roles[1:]}}
-    comparison = compare_ner(context, corpus=corpus, roles=roles, recipes=recipes, latency_repeats=3,
+    comparison = compare_ner(context, corpus=corpus, roles=roles, recipes=recipes, latency_rounds=2,
                              progress=False)
     assert list(comparison.rows) == list(roles)
     for role, measured in comparison.rows.items():
