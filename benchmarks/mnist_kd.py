@@ -14,7 +14,6 @@ least 80 % of the gap (the paper: 91 %).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from datetime import datetime, timezone
@@ -26,7 +25,14 @@ from course_lib.data import load_mnist
 from course_lib.mnist_kd import PAPER_ERRORS, compare_students
 from course_lib.mnist_zoo import CPU_THREADS
 from course_lib.notebook import setup_notebook
-from course_lib.results import REPO_ROOT, device_description, replace_marked_block, write_json_atomic
+from course_lib.results import (
+    REPO_ROOT,
+    benchmark_output,
+    benchmark_parser,
+    device_description,
+    replace_marked_block,
+    write_json_atomic,
+)
 
 GOAL_GAP_CLOSED = 0.80
 README_START = "<!-- mnist-kd:start -->"
@@ -67,16 +73,11 @@ def update_readme(readme: Path, payload: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("fast", "full"), default="full")
-    parser.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
+    parser = benchmark_parser("mnist_kd", __doc__.split("\n\n")[0])
     parser.add_argument("--temperature", type=float, default=20.0)
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label term")
-    parser.add_argument("--out", type=Path, default=None, help="default: results/mnist_kd_<mode>.json")
-    parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
-    parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
     args = parser.parse_args(argv)
-    out = args.out or REPO_ROOT / "results" / f"mnist_kd_{args.mode}.json"
+    out = benchmark_output(args, "mnist_kd")
     if args.readme_only:
         update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
         return out

@@ -17,7 +17,6 @@ into the JSON and the README table.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -30,7 +29,14 @@ from course_lib.data import load_msra
 from course_lib.ner_kd import GOALS, TENER_F1, compare_ner
 from course_lib.ner_zoo import NER_CPU_THREADS, NER_ROLES, ROLE_TITLES, NerRecipe, ner_recipe
 from course_lib.notebook import setup_notebook
-from course_lib.results import REPO_ROOT, device_description, replace_marked_block, write_json_atomic
+from course_lib.results import (
+    REPO_ROOT,
+    benchmark_output,
+    benchmark_parser,
+    device_description,
+    replace_marked_block,
+    write_json_atomic,
+)
 
 README_START = "<!-- ner-kd:start -->"
 README_END = "<!-- ner-kd:end -->"
@@ -96,17 +102,12 @@ def course_recipes(mode: str, epochs_cap: int | None, student_epochs_cap: int | 
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("fast", "full"), default="full")
-    parser.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
+    parser = benchmark_parser("ner_kd", __doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="cap every model's epochs (e.g. for a CPU)")
     parser.add_argument("--student-epochs", type=int, default=None, help="cap the students' epochs (default: --epochs)")
     parser.add_argument("--latency-rounds", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=None, help="default: results/ner_kd_<mode>.json")
-    parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
-    parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
     args = parser.parse_args(argv)
-    out = args.out or REPO_ROOT / "results" / f"ner_kd_{args.mode}.json"
+    out = benchmark_output(args, "ner_kd")
     if args.readme_only:
         update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
         return out

@@ -126,6 +126,25 @@ def update_readme(readme: Path, results: dict[str, Any], source: str) -> None:
     replace_marked_block(readme, TABLE_START, TABLE_END, f"_Source: `{source}`._\n\n{render_table(results)}")
 
 
+def benchmark_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The options every benchmark script shares: ``--mode``, ``--device``, ``--out``, ``--readme``, ``--readme-only``.
+
+    ``name`` names the results file: ``results/<name>_<mode>.json`` unless ``--out`` says otherwise.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--mode", choices=("fast", "full"), default="full")
+    parser.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
+    parser.add_argument("--out", type=Path, default=None, help=f"default: results/{name}_<mode>.json")
+    parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
+    parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
+    return parser
+
+
+def benchmark_output(args: argparse.Namespace, name: str) -> Path:
+    """The results file of a benchmark run: ``--out``, else ``results/<name>_<mode>.json``."""
+    return args.out or REPO_ROOT / "results" / f"{name}_{args.mode}.json"
+
+
 def device_description(device: Any, threads_used: int) -> str:
     """A readable name of the device a benchmark ran on: the GPU model, or the CPU model and threads."""
     device = torch.device(device)

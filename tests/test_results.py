@@ -63,3 +63,21 @@ def test_table_formats_tiny_and_large_numbers_readably():
     table = render_table({"05_x": entry})
     assert "| error | 2.8e-19 |" in table and "| zero | 0.0000 |" in table
     assert "| f1 | 0.3355 |" in table and "| ms | 129.0 |" in table
+
+
+def test_benchmark_parser_shares_the_common_options_and_names_the_results_file():
+    from course_lib.results import REPO_ROOT, benchmark_output, benchmark_parser
+
+    parser = benchmark_parser("demo", "a demo benchmark")
+    args = parser.parse_args(["--mode", "fast"])
+    assert (args.mode, args.device, args.readme, args.readme_only) == ("fast", None, None, False)
+    assert benchmark_output(args, "demo") == REPO_ROOT / "results" / "demo_fast.json"
+    chosen = parser.parse_args(["--out", "elsewhere.json"])
+    assert chosen.mode == "full" and benchmark_output(chosen, "demo") == Path("elsewhere.json")
+
+
+def test_device_description_names_the_cpu_and_the_threads_used():
+    from course_lib.results import device_description
+
+    text = device_description("cpu", 2)
+    assert text.startswith("cpu: ") and text.endswith("2 used)")
