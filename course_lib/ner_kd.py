@@ -93,27 +93,33 @@ def entity_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Senten
 
 
 def _timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
-    """Batch 1 (a sentence of median length) and batch 32 (32 consecutive sentences, padded)."""
+    """Batch 1 (a sentence of median length) and batch 32 (the 32 sentences nearest that length).
+
+    A server that batches requests groups sentences of similar length, so that little of a batch
+    is padding; 32 sentences of any lengths would pad every one to the longest and time mostly
+    padding.
+    """
     if len(sentences) < 32:
         raise ValueError(f"need at least 32 sentences to time batch 32, got {len(sentences)}")
     median_length = statistics.median_low(len(s) for s in sentences)
-    single = next(s for s in sentences if len(s) == median_length)
-    return [collate_ner([(vocab.encode(s.chars), [0] * len(s)) for s in batch])
-            for batch in ([single], list(sentences[:32]))]
+    by_closeness = sorted(range(len(sentences)), key=lambda i: (abs(len(sentences[i]) - median_length), i))
+    single = sentences[by_closeness[0]]
+    similar = [sentences[i] for i in by_closeness[:32]]
+    return [collate_ner([(vocab.encode(s.chars), [0] * len(s)) for s in batch]) for batch in ([single], similar)]
 
 
 def cpu_latencies(
     taggers: Mapping[str, tuple[nn.Module, CharVocab]],
     sentences: Sequence[Sentence],
     *,
-    rounds: int = 10,
-    seconds_per_round: float = 0.1,
+    rounds: int = 30,
+    seconds_per_round: float = 0.05,
     min_repeats: int = 5,
 ) -> dict[str, tuple[float, float]]:
     """CPU milliseconds per sentence at batch 1 and at batch 32, on one thread, for each named tagger.
 
-    Batch 1 is a sentence of median length; batch 32 is 32 consecutive sentences, padded to the
-    longest. The taggers are timed in turn, ``rounds`` times over: each round times every tagger
+    Batch 1 is a sentence of median length; batch 32 holds the 32 sentences nearest that length
+    (as a server that groups requests by length would batch them). The taggers are timed in turn, ``rounds`` times over: each round times every tagger
     for about ``seconds_per_round`` (at least ``min_repeats`` calls) and takes the median. A
     tagger's figure is its lowest round median: on a shared machine other work only ever adds
     time, and interleaving spreads each tagger's rounds over the whole measurement, so a slow
@@ -234,7 +240,7 @@ def compare_ner(
     corpus: NerCorpus | None = None,
     roles: Sequence[str] = NER_ROLES,
     recipes: Mapping[str, NerRecipe] | None = None,
-    latency_rounds: int = 10,
+    latency_rounds: int = 30,
     progress: bool = True,
 ) -> NerComparison:
     """Train (or load) the teacher and the students of ``roles``, and measure each on the test split.
