@@ -71,7 +71,14 @@ ROLE_TITLES = {
     "cascade": "cascade head on the teacher",
 }
 METHODS = ("labels", "logits", "layers", "teacher_init", "cascade")
-ROLE_METHODS = dict(zip(NER_ROLES, ("labels", *METHODS)))
+ROLE_METHODS = {
+    "teacher": "labels",
+    "scratch": "labels",
+    "logit_kd": "logits",
+    "layer_kd": "layers",
+    "teacher_init": "teacher_init",
+    "cascade": "cascade",
+}
 NER_CPU_THREADS = 2
 
 
@@ -275,7 +282,8 @@ def ner_teacher(
         vocab = CharVocab(json.loads(vocab_file.read_text(encoding="utf-8"))["tokens"])
         cached = _load(path, recipe, vocab, None, device, None)
         if cached is not None:
-            return _trained("teacher", *cached[:1], vocab, recipe, path, cached[1], trained=False)
+            model, metadata = cached
+            return _trained("teacher", model, vocab, recipe, path, metadata, trained=False)
 
     corpus = corpus or load_msra()
     sentences = teacher_sentences(corpus, recipe)
@@ -344,7 +352,8 @@ def ner_student(
     path = ner_model_path(role, mode)
     cached = _load(path, recipe, teacher.vocab, teacher_model, device, teacher_sha)
     if cached is not None:
-        return _trained(role, cached[0], teacher.vocab, recipe, path, cached[1], trained=False)
+        model, metadata = cached
+        return _trained(role, model, teacher.vocab, recipe, path, metadata, trained=False)
 
     corpus = corpus or load_msra()
     model = _build(recipe, len(teacher.vocab), teacher_model)
