@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 import course_lib
 
-__all__ = ["load_checkpoint", "read_checkpoint_config", "save_checkpoint"]
+__all__ = ["load_checkpoint", "read_checkpoint_config", "save_checkpoint", "state_dict_mismatches"]
 
 _FORMAT = "course_lib.checkpoint/1"
 _SHOWN = 5  # how many offending tensor names an error message lists
@@ -169,6 +170,30 @@ def _listing(names: list[str]) -> str:
     return shown + (f" (and {len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
 
 
+def state_dict_mismatches(saved_shapes: Mapping[str, Sequence[int]], model: nn.Module) -> list[str]:
+    """Describe how saved tensor shapes fail to fit ``model``: shape differences, missing and extra names.
+
+    An empty list means every tensor of ``model.state_dict()`` is there with the right shape.
+    """
+    expected = model.state_dict()
+    saved = {name: tuple(shape) for name, shape in saved_shapes.items()}
+    missing = [name for name in expected if name not in saved]
+    unexpected = [name for name in saved if name not in expected]
+    mismatched = [
+        f"{name}: checkpoint {saved[name]} vs model {tuple(expected[name].shape)}"
+        for name in expected
+        if name in saved and saved[name] != tuple(expected[name].shape)
+    ]
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} tensor(s) differ in shape: {_listing(mismatched)}")
+    if missing:
+        problems.append(f"missing from the checkpoint: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"not in this model: {_listing(unexpected)}")
+    return problems
+
+
 def load_checkpoint(path: str | PathLike[str], model: nn.Module) -> dict[str, Any]:
     """Load the weights saved at ``path`` into ``model`` and return the checkpoint's information.
 
@@ -187,21 +212,7 @@ def load_checkpoint(path: str | PathLike[str], model: nn.Module) -> dict[str, An
             "read_checkpoint_config(path) and load into that"
         )
     saved = load_file(str(path), device="cpu")
-    expected = model.state_dict()
-    missing = [name for name in expected if name not in saved]
-    unexpected = [name for name in saved if name not in expected]
-    mismatched = [
-        f"{name}: checkpoint {tuple(saved[name].shape)} vs model {tuple(expected[name].shape)}"
-        for name in expected
-        if name in saved and saved[name].shape != expected[name].shape
-    ]
-    problems = []
-    if mismatched:
-        problems.append(f"{len(mismatched)} tensor(s) differ in shape: {_listing(mismatched)}")
-    if missing:
-        problems.append(f"missing from the checkpoint: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"not in this model: {_listing(unexpected)}")
+    problems = state_dict_mismatches({name: tuple(t.shape) for name, t in saved.items()}, model)
     if problems:
         differences = _config_differences(info["config"], model)
         hint = (

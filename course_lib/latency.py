@@ -14,14 +14,14 @@ import math
 import numbers
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from course_lib.training import cpu_threads
 
-__all__ = ["LatencyStats", "measure_latency"]
+__all__ = ["LatencyStats", "interleaved_latency", "measure_latency"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,36 @@ def measure_latency(
         repeats=int(repeats),
         batch_size=int(batch_size),
     )
+
+
+def interleaved_latency(
+    calls: Mapping[Hashable, tuple[Callable[[], object], int]],
+    *,
+    rounds: int = 30,
+    seconds_per_round: float = 0.05,
+    min_repeats: int = 5,
+    threads: int = 1,
+) -> dict[Hashable, LatencyStats]:
+    """Time several CPU calls in turn, ``rounds`` times over; keep each call's quietest round.
+
+    ``calls`` maps a name to ``(call, batch_size)``. Each round times every call for about
+    ``seconds_per_round`` (at least ``min_repeats`` calls) with :func:`measure_latency`. A call's
+    result is the round with the lowest median, its p50 and p95 included: on a shared machine
+    other work only ever adds time, and interleaving spreads every call's rounds over the whole
+    measurement, so a slow spell of the machine cannot pick on one model.
+    """
+    if not calls:
+        raise ValueError("calls must name at least one (call, batch_size) pair")
+    if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    repeats = {}
+    for name, (call, batch_size) in calls.items():
+        probe = measure_latency(call, batch_size=batch_size, repeats=3, warmup=5, threads=threads)
+        repeats[name] = max(min_repeats, min(2000, int(1000 * seconds_per_round / max(probe.p50_ms, 1e-3))))
+    best: dict[Hashable, LatencyStats] = {}
+    for _ in range(rounds):
+        for name, (call, batch_size) in calls.items():
+            stats = measure_latency(call, batch_size=batch_size, repeats=repeats[name], warmup=2, threads=threads)
+            if name not in best or stats.p50_ms < best[name].p50_ms:
+                best[name] = stats
+    return best

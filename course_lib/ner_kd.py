@@ -12,7 +12,6 @@ parameters, runs 5× faster at batch 1 and beats the scratch student by 1.5 F1 p
 from __future__ import annotations
 
 import copy
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from course_lib.data import CharVocab, NerCorpus, Sentence, collate_ner, load_msra, ner_loader
-from course_lib.latency import measure_latency
+from course_lib.latency import interleaved_latency
 from course_lib.ner import per_type_report
 from course_lib.ner_zoo import NER_ROLES, ROLE_TITLES, NerRecipe, TrainedTagger, ner_student, ner_teacher
 from course_lib.transformer import count_parameters
@@ -42,6 +41,7 @@ __all__ = [
     "cpu_latencies",
     "cpu_latency",
     "measure_row",
+    "timing_batches",
     "entity_scores",
 ]
 
@@ -92,7 +92,7 @@ def entity_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Senten
     }
 
 
-def _timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
+def timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
     """Batch 1 (a sentence of median length) and batch 32 (the 32 sentences nearest that length).
 
     A server that batches requests groups sentences of similar length, so that little of a batch
@@ -119,31 +119,23 @@ def cpu_latencies(
     """CPU milliseconds per sentence at batch 1 and at batch 32, on one thread, for each named tagger.
 
     Batch 1 is a sentence of median length; batch 32 holds the 32 sentences nearest that length
-    (as a server that groups requests by length would batch them). The taggers are timed in turn, ``rounds`` times over: each round times every tagger
-    for about ``seconds_per_round`` (at least ``min_repeats`` calls) and takes the median. A
-    tagger's figure is its lowest round median: on a shared machine other work only ever adds
-    time, and interleaving spreads each tagger's rounds over the whole measurement, so a slow
-    spell cannot pick on one model. Models are copied to the CPU (a GPU-trained model is timed on
+    (as a server that groups requests by length would batch them). The taggers are timed in
+    turn with :func:`~course_lib.latency.interleaved_latency`, ``rounds`` times over, and each
+    keeps its lowest round median. Models are copied to the CPU (a GPU-trained model is timed on
     the CPU too).
     """
     if not taggers:
         raise ValueError("taggers must name at least one (model, vocab) pair")
-    prepared = {}
+    calls = {}
     for name, (model, vocab) in taggers.items():
         cpu_model = copy.deepcopy(model).cpu().eval()
-        for batch in _timing_batches(vocab, sentences):
+        for batch in timing_batches(vocab, sentences):
             def call(batch: dict[str, torch.Tensor] = batch, cpu_model: nn.Module = cpu_model) -> object:
                 return cpu_model(batch["input_ids"], mask=batch["mask"])
 
-            size = int(batch["input_ids"].shape[0])
-            probe = measure_latency(call, batch_size=size, repeats=3, warmup=5, threads=1)
-            calls = max(min_repeats, min(2000, int(1000 * seconds_per_round / max(probe.p50_ms, 1e-3))))
-            prepared[name, size] = (call, calls)
-    best: dict[tuple[str, int], float] = {}
-    for _ in range(rounds):
-        for key, (call, calls) in prepared.items():
-            median = measure_latency(call, batch_size=key[1], repeats=calls, warmup=2, threads=1).p50_ms / key[1]
-            best[key] = min(best.get(key, math.inf), median)
+            calls[name, int(batch["input_ids"].shape[0])] = (call, int(batch["input_ids"].shape[0]))
+    stats = interleaved_latency(calls, rounds=rounds, seconds_per_round=seconds_per_round, min_repeats=min_repeats)
+    best = {key: value.p50_ms / key[1] for key, value in stats.items()}
     return {name: (best[name, 1], best[name, 32]) for name in taggers}
 
 

@@ -226,7 +226,9 @@ class TransformerEncoder(nn.Module):
                 f"input_ids has length {length}, which exceeds max_len={self.config.max_len} "
                 "of this model; truncate the input or use a config with a larger max_len"
             )
-        if input_ids.numel():
+        # The value check reads the data, which an exported (ONNX) graph cannot do; the
+        # deployment predictors check the ids before they reach an exported model.
+        if input_ids.numel() and not torch.compiler.is_exporting():
             low, high = int(input_ids.min()), int(input_ids.max())
             if low < 0 or high >= self.config.vocab_size:
                 raise ValueError(
