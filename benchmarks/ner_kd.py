@@ -17,7 +17,6 @@ into the JSON and the README table.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from datetime import datetime, timezone
@@ -27,7 +26,7 @@ import torch
 
 from course_lib.data import load_msra
 from course_lib.ner_kd import GOALS, TENER_F1, compare_ner
-from course_lib.ner_zoo import NER_CPU_THREADS, NER_ROLES, ROLE_TITLES, NerRecipe, ner_recipe
+from course_lib.ner_zoo import NER_CPU_THREADS, NER_ROLES, ROLE_TITLES, capped_recipes
 from course_lib.notebook import setup_notebook
 from course_lib.results import (
     REPO_ROOT,
@@ -86,22 +85,6 @@ def update_readme(readme: Path, payload: dict) -> None:
     replace_marked_block(readme, README_START, README_END, readme_table(payload))
 
 
-def course_recipes(mode: str, epochs_cap: int | None, student_epochs_cap: int | None = None) -> dict[str, NerRecipe]:
-    """Every role's course recipe for ``mode``, the epochs capped (None: no cap).
-
-    ``epochs_cap`` applies to every model, ``student_epochs_cap`` (default: ``epochs_cap``) to the
-    students alone; all students keep the same budget.
-    """
-    if student_epochs_cap is None:
-        student_epochs_cap = epochs_cap
-    recipes = {}
-    for role in NER_ROLES:
-        recipe = ner_recipe(role, mode)
-        cap = epochs_cap if role == "teacher" else student_epochs_cap
-        recipes[role] = recipe if cap is None else dataclasses.replace(recipe, epochs=min(recipe.epochs, cap))
-    return recipes
-
-
 def main(argv: list[str] | None = None) -> Path:
     parser = benchmark_parser("ner_kd", __doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="cap every model's epochs (e.g. for a CPU)")
@@ -116,7 +99,7 @@ def main(argv: list[str] | None = None) -> Path:
         if value is not None and value < 1:
             parser.error(f"{name} must be at least 1, got {value}")
 
-    recipes = course_recipes(args.mode, args.epochs, args.student_epochs)
+    recipes = capped_recipes(args.mode, args.epochs, args.student_epochs)
     context = setup_notebook(args.mode, device=args.device)
     start = time.perf_counter()
     comparison = compare_ner(context, corpus=load_msra(), recipes=recipes, latency_rounds=args.latency_rounds)

@@ -54,6 +54,7 @@ __all__ = [
     "ROLE_TITLES",
     "NerRecipe",
     "TrainedTagger",
+    "capped_recipes",
     "ner_model_path",
     "ner_recipe",
     "ner_student",
@@ -154,6 +155,22 @@ def ner_recipe(role: str, mode: str) -> NerRecipe:
         shape = {key: teacher[key] for key in ("d_model", "num_heads", "d_ff", "lr")}
         return NerRecipe(**shape, num_layers=half, **shared, method="teacher_init")
     return NerRecipe(**_TINY[mode], **shared, method=ROLE_METHODS[role])
+
+
+def capped_recipes(mode: str, epochs_cap: int | None, student_epochs_cap: int | None = None) -> dict[str, NerRecipe]:
+    """Every role's course recipe for ``mode``, the epochs capped (None: no cap).
+
+    ``epochs_cap`` applies to every model, ``student_epochs_cap`` (default: ``epochs_cap``) to the
+    students alone; all students keep the same budget.
+    """
+    if student_epochs_cap is None:
+        student_epochs_cap = epochs_cap
+    recipes = {}
+    for role in NER_ROLES:
+        recipe = ner_recipe(role, mode)
+        cap = epochs_cap if role == "teacher" else student_epochs_cap
+        recipes[role] = recipe if cap is None else dataclasses.replace(recipe, epochs=min(recipe.epochs, cap))
+    return recipes
 
 
 def ner_model_path(role: str, mode: str) -> Path:

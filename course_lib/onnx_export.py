@@ -30,6 +30,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -113,7 +114,8 @@ def export_onnx(model: nn.Module, path: str | PathLike[str]) -> Path:
     """Export ``model`` (a TokenTagger or an MLP) to the ONNX file ``path`` with dynamic batch/length axes.
 
     A CPU copy of the model is exported in eval mode (dropout off); the file is self-contained
-    (no external weights file).
+    (no external weights file) and carries no exporter provenance (Python stack and FX node text
+    per node), which would only make it bigger.
     """
     inputs = example_inputs(model)
     cpu_model = copy.deepcopy(model).to("cpu").eval()
@@ -144,7 +146,18 @@ def export_onnx(model: nn.Module, path: str | PathLike[str]) -> Path:
             external_data=False,
             verbose=False,
         )
+        _strip_exporter_metadata(temp)
     return path
+
+
+def _strip_exporter_metadata(path: Path) -> None:
+    """Drop the exporter's per-node provenance (FX node text, module paths): a third of a small model's file."""
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+    for value in proto.graph.value_info:
+        del value.metadata_props[:]
+    onnx.save(proto, str(path))
 
 
 def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str]) -> Path:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict
 
 import pytest
 
 from course_lib.ner_kd import NerComparison, NerRow
-from course_lib.ner_zoo import NER_ROLES, ROLE_TITLES, ner_recipe
+from course_lib.ner_zoo import NER_ROLES, ROLE_TITLES, capped_recipes
 from course_lib.results import REPO_ROOT
 
 
@@ -30,25 +29,13 @@ def payload(bench, epochs_cap=3) -> dict:
                      dev_curve=[f1[role]], train_seconds=10.0)
         for role in NER_ROLES
     }
-    recipes = bench.course_recipes("full", epochs_cap)
+    recipes = capped_recipes("full", epochs_cap)
     return {
         "mode": "full", "epochs_cap": epochs_cap, "device": "cpu: test", "wall_seconds": 60.0,
         "train_seconds_total": 2400.0,
         "latency_rounds": 10, "recipes": {role: r.to_dict() for role, r in recipes.items()},
         **NerComparison(mode="full", rows=rows).to_dict(),
     }
-
-
-def test_course_recipes_cap_every_models_epochs(bench):
-    capped = bench.course_recipes("full", 3)
-    assert all(recipe.epochs == 3 for recipe in capped.values())
-    assert {role: asdict(r) | {"epochs": 0} for role, r in capped.items()} == {
-        role: asdict(ner_recipe(role, "full")) | {"epochs": 0} for role in NER_ROLES
-    }
-    assert bench.course_recipes("full", None) == {role: ner_recipe(role, "full") for role in NER_ROLES}
-    students_at_2 = bench.course_recipes("full", 3, 2)
-    assert students_at_2["teacher"].epochs == 3
-    assert {r.epochs for role, r in students_at_2.items() if role != "teacher"} == {2}
 
 
 def test_the_readme_table_has_every_row_and_the_goals(bench):

@@ -12,6 +12,7 @@ from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra
 from course_lib.ner_zoo import (
     NER_ROLES,
     NerRecipe,
+    capped_recipes,
     ner_model_path,
     ner_recipe,
     ner_student,
@@ -113,3 +114,15 @@ def test_bad_recipes_and_arguments_are_rejected(corpus, model_cache, context):
                     corpus=corpus, progress=False)
     with pytest.raises(ValueError, match="exceeds"):
         teacher_sentences(corpus, dataclasses.replace(TEACHER, train_sentences=10_000))
+
+
+def test_capped_recipes_cap_every_models_epochs():
+    capped = capped_recipes("full", 3)
+    assert all(recipe.epochs == 3 for recipe in capped.values())
+    assert {role: dataclasses.asdict(r) | {"epochs": 0} for role, r in capped.items()} == {
+        role: dataclasses.asdict(ner_recipe(role, "full")) | {"epochs": 0} for role in NER_ROLES
+    }
+    assert capped_recipes("full", None) == {role: ner_recipe(role, "full") for role in NER_ROLES}
+    students_at_2 = capped_recipes("full", 3, 2)
+    assert students_at_2["teacher"].epochs == 3
+    assert {r.epochs for role, r in students_at_2.items() if role != "teacher"} == {2}
