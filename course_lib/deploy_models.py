@@ -24,7 +24,7 @@ from course_lib.data import MnistData, NerCorpus, cache_dir, load_mnist
 from course_lib.data.cache import sha256_file
 from course_lib.deploy import CONFIG_FILE, BundleError, read_bundle_config, save_bundle
 from course_lib.mnist_kd import distil_student
-from course_lib.mnist_zoo import mnist_model, mnist_recipe
+from course_lib.mnist_zoo import MnistRecipe, mnist_model, mnist_recipe
 from course_lib.ner_zoo import NerRecipe, ner_student, ner_teacher
 from course_lib.notebook import context_mode_and_device
 
@@ -102,14 +102,20 @@ def mnist_bundles(
     context: CourseContext,
     *,
     data: MnistData | None = None,
+    recipes: dict[str, MnistRecipe] | None = None,
     root: Path | None = None,
     progress: bool = True,
 ) -> BundlePair:
-    """Save chapter 06's teacher and a student distilled from it as bundles; return their folders."""
+    """Save chapter 06's teacher and a student distilled from it as bundles; return their folders.
+
+    ``recipes`` may replace the course recipes of the "teacher" and of the "student" (whose
+    default is chapter 06's scratch-student recipe: same transfer set and budget).
+    """
     mode, device = context_mode_and_device(context)
     data = data or load_mnist()
-    teacher = mnist_model(context, "teacher", data=data, progress=progress)
-    recipe = mnist_recipe("student_scratch", mode)
+    recipes = recipes or {}
+    teacher = mnist_model(context, "teacher", recipe=recipes.get("teacher"), data=data, progress=progress)
+    recipe = recipes.get("student") or mnist_recipe("student_scratch", mode)
     teacher_folder = save_bundle(
         bundle_dir("mnist", "teacher", mode, root),
         teacher.model,

@@ -63,6 +63,11 @@ GLOSSARY: tuple[Term, ...] = (
     Term("cascade", "级联结构", "a small model on top of the teacher's hidden states: it always runs the teacher too", "07"),
     Term("quantisation", "量化", "storing weights and activations in fewer bits, e.g. int8", "08"),
     Term("inference", "推理", "using a trained model to predict", "08"),
+    Term("model bundle", "模型包", "a folder with the weights (safetensors) and a JSON config: architecture, vocabulary, labels, version", "08"),
+    Term("ONNX", "开放神经网络交换格式", "a file format for a computation graph with its weights, run by ONNX Runtime without Python", "08"),
+    Term("dynamic quantisation", "动态量化", "int8 weights stored ahead of time, activations quantised call by call; no calibration data", "08"),
+    Term("sliding window", "滑动窗口", "reading a text longer than the model takes in overlapping pieces", "08"),
+    Term("p95 latency", "P95延迟", "the time 95 % of calls stay under: the tail a user notices", "08"),
 )
 
 

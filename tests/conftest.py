@@ -40,3 +40,36 @@ def model_cache(tmp_path, monkeypatch):
 def context() -> CourseContext:
     """A fast-mode CPU course context, as setup_notebook() would return on a CPU machine."""
     return CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_deploy_pairs(tmp_path_factory):
+    """Tiny NER and MNIST teacher/student bundle pairs with ONNX exports, trained on real data in a private cache."""
+    from course_lib.data import load_mnist, load_msra
+    from course_lib.deploy_models import mnist_bundles, ner_bundles
+    from course_lib.mnist_zoo import MnistRecipe
+    from course_lib.ner_zoo import NerRecipe
+    from course_lib.onnx_export import export_bundle
+
+    corpus, mnist = load_msra(), load_mnist()  # from the data cache; the models go to a private one
+    context = CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
+    shared = dict(train_sentences=150, epochs=1, batch_size=16)
+    ner_recipes = {
+        "teacher": NerRecipe(d_model=32, num_heads=2, num_layers=2, d_ff=64, **shared),
+        "layer_kd": NerRecipe(d_model=8, num_heads=2, num_layers=1, d_ff=16, method="layers", **shared),
+    }
+    mnist_recipes = {
+        "teacher": MnistRecipe(hidden=(64, 64), train_size=2000, epochs=1),
+        "student": MnistRecipe(hidden=(16,), train_size=2000, epochs=1),
+    }
+    cache = tmp_path_factory.mktemp("deploy-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COURSE_DATA_DIR", str(cache))
+        pairs = {
+            "ner": ner_bundles(context, recipes=ner_recipes, corpus=corpus, progress=False),
+            "mnist": mnist_bundles(context, recipes=mnist_recipes, data=mnist, progress=False),
+        }
+        for pair in pairs.values():
+            export_bundle(pair.student)
+    return {"pairs": pairs, "corpus": corpus, "mnist": mnist, "cache": cache, "context": context,
+            "ner_recipes": ner_recipes, "mnist_recipes": mnist_recipes}

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from course_lib.latency import LatencyStats, measure_latency
+from course_lib.latency import LatencyStats, interleaved_latency, measure_latency
 
 
 def test_every_call_is_made_and_only_the_repeats_are_timed():
@@ -49,3 +49,34 @@ def test_bad_arguments_are_rejected(kwargs, message):
         measure_latency(lambda: None, **kwargs)
     with pytest.raises(TypeError, match="call must be a function"):
         measure_latency("model", batch_size=1)
+
+
+def test_interleaved_latency_times_every_call_in_turn_and_keeps_the_quietest_round(monkeypatch):
+    import course_lib.latency as latency
+
+    medians = {"a": iter([1.0, 5.0, 0.8, 0.9]), "b": iter([2.0, 3.0, 4.0, 1.5])}  # probe, then 3 rounds
+    timed = []
+
+    def fake_measure(call, *, batch_size, repeats, warmup, threads):
+        name = call()
+        timed.append(name)
+        p50 = next(medians[name])
+        return LatencyStats(p50_ms=p50, p95_ms=2 * p50, mean_ms=p50, repeats=repeats, batch_size=batch_size)
+
+    monkeypatch.setattr(latency, "measure_latency", fake_measure)
+    stats = interleaved_latency({"a": (lambda: "a", 1), "b": (lambda: "b", 32)}, rounds=3)
+    assert timed == ["a", "b", "a", "b", "a", "b", "a", "b"], "a probe each, then the calls alternate round by round"
+    assert stats["a"].p50_ms == 0.8 and stats["a"].p95_ms == 1.6, "the quietest round, its p95 with it"
+    assert stats["b"].p50_ms == 1.5 and stats["b"].batch_size == 32
+
+
+def test_interleaved_latency_measures_real_calls():
+    stats = interleaved_latency({"sleep": (lambda: time.sleep(0.002), 4)}, rounds=2, seconds_per_round=0.01)
+    assert stats["sleep"].p50_ms >= 1.9 and stats["sleep"].repeats >= 5 and stats["sleep"].batch_size == 4
+
+
+def test_interleaved_latency_rejects_nothing_to_time_and_bad_rounds():
+    with pytest.raises(ValueError, match="at least one"):
+        interleaved_latency({})
+    with pytest.raises(ValueError, match="rounds must be an int >= 1"):
+        interleaved_latency({"a": (lambda: None, 1)}, rounds=0)
