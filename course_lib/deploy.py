@@ -208,7 +208,11 @@ def read_bundle_config(folder: str | PathLike[str]) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BundleError(f"{config_path} is not valid JSON ({error}); save the bundle again") from error
     if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{config_path} was not written by course_lib.deploy.save_bundle (no 'format' entry)")
+        found = config.get("format") if isinstance(config, dict) else None
+        raise BundleError(
+            f"{config_path} was not written by course_lib.deploy.save_bundle (its format is {found!r}, "
+            f"not {BUNDLE_FORMAT!r})"
+        )
     if config.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{folder} uses bundle format version {config.get('format_version')!r}, this course_lib "

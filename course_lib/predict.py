@@ -4,6 +4,10 @@ A predictor turns what a user has into what the model takes and back, and it run
 on every backend: ``"torch"`` (the PyTorch model of a bundle), ``"onnx"`` (its ONNX export in
 ONNX Runtime) and ``"int8"`` (the dynamically quantised ONNX model).
 
+Dynamic int8 quantisation chooses the scale of each activation tensor per call, from the whole
+batch (padding included), so an int8 answer can change slightly with the texts it is batched
+with; the float backends give the same answer alone or in a batch, up to rounding.
+
 **Text** (:class:`NerPredictor`). A string is tagged character by character; entities come back
 as :class:`Entity` spans with character offsets into the string given, the type and a score
 (the mean probability of the predicted tags over the span). Defined behaviour:
@@ -179,7 +183,10 @@ class NerPredictor:
         return [i for i, token in enumerate(self.vocab.encode(text)) if token == self.vocab.unk_id]
 
     def probabilities(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Per-character tag probabilities (length, num_labels) for each text, windows stitched together."""
+        """Per-character tag probabilities (length, num_labels) for each text, windows stitched together.
+
+        An empty or whitespace-only text is not run: its rows are all zero (its tags read as ``O``).
+        """
         texts = self._check_texts(texts)
         pieces = []  # (text index, window start, window end)
         by_text: dict[int, list[int]] = {}
@@ -272,7 +279,10 @@ _IMAGE_SHAPES = {(28, 28): "one image", (IN_FEATURES,): "one flattened image"}
 def as_pixel_batch(images: object) -> np.ndarray:
     """Check ``images`` and return them as float32 (N, 784) in [0, 1] (see the module docstring)."""
     if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().numpy()
+        images = images.detach().cpu()
+        if images.dtype in (torch.bfloat16, torch.float16):
+            images = images.float()
+        images = images.numpy()
     if not isinstance(images, np.ndarray):
         raise TypeError(f"images must be a numpy array or a torch tensor, got {type(images).__name__}")
     if images.dtype == bool or not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
@@ -346,14 +356,20 @@ def default_bundle_dir(task: str, mode: str = "fast") -> Path:
 
 
 def _read_image(path: Path) -> np.ndarray:
+    """The pixels of a .npy array or an image file (PNG, JPEG, ...) converted to 8-bit grayscale."""
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}")
-    if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L"))
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a readable image: give a 28x28 grayscale PNG or a .npy array saved with numpy.save"
+        ) from error
 
 
 def main(argv: list[str] | None = None) -> int:
