@@ -1,0 +1,153 @@
+"""Benchmark: serving chapter 08's teachers and students on a CPU, written to JSON.
+
+    .venv/bin/python benchmarks/deploy.py                          # full mode, results/deploy_full.json
+    .venv/bin/python benchmarks/deploy.py --epochs 3 --student-epochs 1   # the CPU run of benchmarks/ner_kd.py
+    .venv/bin/python benchmarks/deploy.py --mode fast              # the chapter-08 fast settings
+    .venv/bin/python benchmarks/deploy.py --readme-only            # rewrite the README table from the JSON
+
+For NER (chapter 07's teacher and its layer_kd student) and MNIST (chapter 06's teacher and a
+distilled student), saves both models as bundles, exports the student to ONNX and int8
+(``course_lib.onnx_export.export_bundle``) and measures the four variants of
+``course_lib.deploy_table``: parameters, size on disk, test F1 or accuracy, CPU latency p50/p95
+at batch 1 and 32 on one thread, throughput. The goal checked: the int8 ONNX NER student answers
+≥ 10× faster than the PyTorch teacher at batch 1 and loses ≤ 1 F1 point against the float student.
+``--epochs`` / ``--student-epochs`` cap the NER recipes exactly as ``benchmarks/ner_kd.py`` does,
+so the models it cached are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import onnxruntime
+import torch
+
+from course_lib.data import load_mnist, load_msra
+from course_lib.deploy_models import DEPLOYED_NER_STUDENT, mnist_bundles, ner_bundles
+from course_lib.deploy_table import DEPLOY_GOALS, VARIANTS, measure_deployment
+from course_lib.ner_zoo import capped_recipes
+from course_lib.notebook import setup_notebook
+from course_lib.onnx_export import export_bundle
+from course_lib.results import (
+    REPO_ROOT,
+    benchmark_output,
+    benchmark_parser,
+    device_description,
+    replace_marked_block,
+    write_json_atomic,
+)
+
+README_START = "<!-- deploy:start -->"
+README_END = "<!-- deploy:end -->"
+
+
+def _size(size_bytes: int) -> str:
+    return f"{size_bytes / 1e6:.2f} MB" if size_bytes >= 1e6 else f"{size_bytes / 1e3:.0f} kB"
+
+
+def readme_table(payload: dict) -> str:
+    """The README block: one table per task (every variant's size, score and latency) and the goals."""
+    cap = (f", NER teacher epochs capped at {payload['epochs_cap']}, student at "
+           f"{payload.get('student_epochs_cap') or payload['epochs_cap']}" if payload.get("epochs_cap") else "")
+    lines = [
+        f"_Source: `results/deploy_{payload['mode']}.json` ({payload['mode']} mode{cap}; latency on "
+        f"{payload['measured_on']}, ONNX Runtime {payload['onnxruntime']}; p50 and p95 of the quietest of "
+        f"{payload['latency_rounds']} interleaved rounds)._",
+    ]
+    for task, title in (("ner", "MSRA NER"), ("mnist", "MNIST")):
+        table = payload["tasks"][task]
+        score = table["score_name"]
+        lines += [
+            "",
+            f"**{title}**",
+            "",
+            f"| variant | parameters | size on disk | test {score} | batch 1 p50 / p95 (ms) | batch 32 p50 / p95 (ms) "
+            "| items/s at batch 32 | speed-up vs teacher, batch 1 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for variant in VARIANTS:
+            row = table["rows"][variant]
+            b1, b32 = row["batch1"], row["batch32"]
+            lines.append(
+                f"| {row['title']} | {row['parameters']:,} | {_size(row['size_bytes'])} | {100 * row['score']:.2f} | "
+                f"{b1['p50_ms']:.3f} / {b1['p95_ms']:.3f} | {b32['p50_ms']:.2f} / {b32['p95_ms']:.2f} | "
+                f"{b32['throughput_per_s']:,.0f} | {table['speedup_batch1'][variant]:.1f}× |"
+            )
+    lines += ["", "| goal (NER) | target | measured | met |", "|---|---|---|---|"]
+    for check in payload["tasks"]["ner"]["goals"]:
+        speed = "speed-up" in check["goal"]
+        fmt = (lambda v: f"{v:.1f}×") if speed else (lambda v: f"{100 * v:.2f} points")
+        lines.append(f"| {check['goal']} | {fmt(check['target'])} | {fmt(check['measured'])} | "
+                     f"{'yes' if check['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, payload: dict) -> None:
+    """Replace the block between the deploy markers of ``readme`` with :func:`readme_table`."""
+    replace_marked_block(readme, README_START, README_END, readme_table(payload))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = benchmark_parser("deploy", __doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=None, help="cap the NER teacher's epochs (as ner_kd.py)")
+    parser.add_argument("--student-epochs", type=int, default=None, help="cap the NER student's epochs")
+    parser.add_argument("--latency-rounds", type=int, default=30)
+    args = parser.parse_args(argv)
+    out = benchmark_output(args, "deploy")
+    if args.readme_only:
+        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+        return out
+    for name, value in (("--epochs", args.epochs), ("--student-epochs", args.student_epochs)):
+        if value is not None and value < 1:
+            parser.error(f"{name} must be at least 1, got {value}")
+
+    context = setup_notebook(args.mode, device=args.device)
+    start = time.perf_counter()
+    recipes = capped_recipes(args.mode, args.epochs, args.student_epochs)
+    pairs = {
+        "ner": ner_bundles(context, recipes={role: recipes[role] for role in ("teacher", DEPLOYED_NER_STUDENT)}),
+        "mnist": mnist_bundles(context),
+    }
+    tests = {"ner": load_msra().test, "mnist": load_mnist()}
+    tables = {}
+    for task, pair in pairs.items():
+        export_bundle(pair.student)
+        tables[task] = measure_deployment(pair, tests[task], rounds=args.latency_rounds)
+    wall = time.perf_counter() - start
+    payload = {
+        "benchmark": "deploy",
+        "mode": args.mode,
+        "epochs_cap": args.epochs,
+        "student_epochs_cap": args.student_epochs,
+        "trained_on": device_description(context.device, 2),
+        "measured_on": device_description("cpu", 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "latency_rounds": args.latency_rounds,
+        "bundles": {task: {"teacher": pair.teacher.name, "student": pair.student.name} for task, pair in pairs.items()},
+        "tasks": {task: table.to_dict() for task, table in tables.items()},
+        "goal_targets": DEPLOY_GOALS,
+        "wall_seconds": round(wall, 1),
+    }
+    write_json_atomic(out, payload)
+    if args.readme is not None:
+        update_readme(args.readme, payload)
+    for task, table in tables.items():
+        for variant, row in table.rows.items():
+            print(f"{task:<6}{row.title:<28} {table.score_name} {100 * row.score:6.2f}  {row.size_bytes / 1e6:6.2f} MB  "
+                  f"b1 {row.batch1.p50_ms:7.3f} ms  b32 {row.batch32.p50_ms:7.2f} ms  "
+                  f"{table.speedup(variant):5.1f}×")
+    for check in tables["ner"].goals():
+        print(f"{'met    ' if check.met else 'not met'} {check.goal}: {check.measured:.3f} (target {check.target:g})")
+    print(f"wall {wall:.1f} s; wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
