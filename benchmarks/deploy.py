@@ -92,18 +92,13 @@ def update_readme(readme: Path, payload: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("deploy", __doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=None, help="cap the NER teacher's epochs (as ner_kd.py)")
-    parser.add_argument("--student-epochs", type=int, default=None, help="cap the NER student's epochs")
+    parser = benchmark_parser("deploy", __doc__.split("\n\n")[0], epoch_caps=True)
     parser.add_argument("--latency-rounds", type=int, default=30)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "deploy")
     if args.readme_only:
         update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
         return out
-    for name, value in (("--epochs", args.epochs), ("--student-epochs", args.student_epochs)):
-        if value is not None and value < 1:
-            parser.error(f"{name} must be at least 1, got {value}")
 
     context = setup_notebook(args.mode, device=args.device)
     start = time.perf_counter()

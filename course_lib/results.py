@@ -126,12 +126,30 @@ def update_readme(readme: Path, results: dict[str, Any], source: str) -> None:
     replace_marked_block(readme, TABLE_START, TABLE_END, f"_Source: `{source}`._\n\n{render_table(results)}")
 
 
-def benchmark_parser(name: str, description: str) -> argparse.ArgumentParser:
+class _BenchmarkParser(argparse.ArgumentParser):
+    """An argument parser that refuses epoch caps below one (when it has them)."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        for option in ("epochs", "student_epochs"):
+            value = getattr(parsed, option, None)
+            if value is not None and value < 1:
+                self.error(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+        return parsed
+
+
+def benchmark_parser(name: str, description: str, *, epoch_caps: bool = False) -> argparse.ArgumentParser:
     """The options every benchmark script shares: ``--mode``, ``--device``, ``--out``, ``--readme``, ``--readme-only``.
 
     ``name`` names the results file: ``results/<name>_<mode>.json`` unless ``--out`` says otherwise.
+    ``epoch_caps`` adds ``--epochs`` (a cap on every model's epochs, e.g. for a CPU run) and
+    ``--student-epochs`` (a cap on the students' alone); a cap below one is refused.
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = _BenchmarkParser(description=description)
+    if epoch_caps:
+        parser.add_argument("--epochs", type=int, default=None, help="cap every model's epochs (e.g. for a CPU)")
+        parser.add_argument("--student-epochs", type=int, default=None,
+                            help="cap the students' epochs (default: --epochs)")
     parser.add_argument("--mode", choices=("fast", "full"), default="full")
     parser.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
     parser.add_argument("--out", type=Path, default=None, help=f"default: results/{name}_<mode>.json")

@@ -75,6 +75,18 @@ def test_benchmark_parser_shares_the_common_options_and_names_the_results_file()
     assert benchmark_output(args, "demo") == REPO_ROOT / "results" / "demo_fast.json"
     chosen = parser.parse_args(["--out", "elsewhere.json"])
     assert chosen.mode == "full" and benchmark_output(chosen, "demo") == Path("elsewhere.json")
+    assert not hasattr(chosen, "epochs")
+
+
+@pytest.mark.parametrize("option", ["--epochs", "--student-epochs"])
+def test_benchmark_parser_with_epoch_caps_refuses_caps_below_one(option, capsys):
+    from course_lib.results import benchmark_parser
+
+    parser = benchmark_parser("demo", "a demo benchmark", epoch_caps=True)
+    assert (parser.parse_args([]).epochs, parser.parse_args(["--epochs", "3", "--student-epochs", "1"]).student_epochs) == (None, 1)
+    with pytest.raises(SystemExit):
+        parser.parse_args([option, "0"])
+    assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_device_description_names_the_cpu_and_the_threads_used():
