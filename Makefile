@@ -3,6 +3,7 @@
 #   make course FULL=1 the same at full size (meant for a GPU machine)
 #   make test          set up, fetch data, unit tests + nbval over every notebook (fast mode)
 #   make lab           JupyterLab with the course installed
+#   make slides        the lecture deck as an offline reveal.js site in build/slides/
 #   make clean         remove build/ (distclean also removes .venv)
 
 SHELL := /bin/bash
@@ -16,7 +17,7 @@ TORCH_PIN := torch==2.13.0
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: course test unit nbval lab data install clean distclean
+.PHONY: course test unit nbval lab slides data install clean distclean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version.split()[0]'
@@ -49,6 +50,9 @@ test: data
 
 lab: data
 	$(BIN)/jupyter lab notebooks
+
+slides: data
+	$(BIN)/python -m course_lib.slides --out build/slides
 
 clean:
 	rm -rf build
