@@ -14,7 +14,6 @@ given; :func:`course_lib.predict.default_bundle_dir` points at the students.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +92,7 @@ def _reusable_student(folder: Path, wanted: dict) -> dict | None:
         return None
     try:
         metadata = read_bundle_config(folder)["metadata"]
-    except (BundleError, FileNotFoundError, json.JSONDecodeError):
+    except (BundleError, FileNotFoundError):
         return None
     return metadata if all(metadata.get(key) == value for key, value in wanted.items()) else None
 

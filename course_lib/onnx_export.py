@@ -170,11 +170,10 @@ def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str])
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"no ONNX model at {onnx_path}; create it with export_onnx(model, path)")
-    with _atomic_target(out_path.with_name(out_path.name + ".pre")) as prepared, _atomic_target(out_path) as temp:
-        with _quiet():
-            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
-            quantize_dynamic(str(prepared), str(temp), weight_type=QuantType.QInt8)
-    out_path.with_name(out_path.name + ".pre").unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, _atomic_target(out_path) as temp, _quiet():
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+        quantize_dynamic(str(prepared), str(temp), weight_type=QuantType.QInt8)
     return out_path
 
 

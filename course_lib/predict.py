@@ -167,8 +167,8 @@ class NerPredictor:
         return [(start, start + self.max_len) for start in starts]
 
     @staticmethod
-    def _owners(length: int, windows: list[tuple[int, int]]) -> np.ndarray:
-        """For each position, the index of the window in which it lies farthest from an edge."""
+    def deciding_windows(length: int, windows: list[tuple[int, int]]) -> np.ndarray:
+        """For each of ``length`` positions, the index of the window in which it lies farthest from an edge."""
         positions = np.arange(length)[:, None]
         starts = np.array([start for start, _ in windows])[None, :]
         ends = np.array([end for _, end in windows])[None, :]
@@ -216,7 +216,7 @@ class NerPredictor:
                 results.append(np.zeros((len(text), len(self.labels))))
                 continue
             windows = [(pieces[i][1], pieces[i][2]) for i in mine]
-            owners = self._owners(len(text), windows)
+            owners = self.deciding_windows(len(text), windows)
             results.append(np.stack([window_probs[mine[w]][p - windows[w][0]] for p, w in enumerate(owners)]))
         return results
 

@@ -138,10 +138,13 @@ class _BenchmarkParser(argparse.ArgumentParser):
         return parsed
 
 
-def benchmark_parser(name: str, description: str, *, epoch_caps: bool = False) -> argparse.ArgumentParser:
+def benchmark_parser(
+    name: str, description: str, *, epoch_caps: bool = False, readme: bool = True
+) -> argparse.ArgumentParser:
     """The options every benchmark script shares: ``--mode``, ``--device``, ``--out``, ``--readme``, ``--readme-only``.
 
     ``name`` names the results file: ``results/<name>_<mode>.json`` unless ``--out`` says otherwise.
+    ``readme=False`` leaves out ``--readme`` and ``--readme-only`` (a benchmark with no README block).
     ``epoch_caps`` adds ``--epochs`` (a cap on every model's epochs, e.g. for a CPU run) and
     ``--student-epochs`` (a cap on the students' alone); a cap below one is refused.
     """
@@ -153,8 +156,9 @@ def benchmark_parser(name: str, description: str, *, epoch_caps: bool = False) -
     parser.add_argument("--mode", choices=("fast", "full"), default="full")
     parser.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
     parser.add_argument("--out", type=Path, default=None, help=f"default: results/{name}_<mode>.json")
-    parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
-    parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
+    if readme:
+        parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
+        parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
     return parser
 
 

@@ -78,6 +78,16 @@ def test_benchmark_parser_shares_the_common_options_and_names_the_results_file()
     assert not hasattr(chosen, "epochs")
 
 
+def test_benchmark_parser_without_a_readme_block_refuses_the_readme_options(capsys):
+    from course_lib.results import benchmark_parser
+
+    parser = benchmark_parser("demo", "a demo benchmark", readme=False)
+    assert not hasattr(parser.parse_args([]), "readme_only")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--readme-only"])
+    assert "unrecognized arguments: --readme-only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option", ["--epochs", "--student-epochs"])
 def test_benchmark_parser_with_epoch_caps_refuses_caps_below_one(option, capsys):
     from course_lib.results import benchmark_parser
