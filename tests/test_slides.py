@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from course_lib import slides
+from course_lib.data import npm
 from course_lib.data.cache import DataError
 
 BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
@@ -38,7 +39,7 @@ def test_a_download_that_fails_the_integrity_check_writes_nothing(model_cache, m
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(slides.urllib.request, "urlopen", lambda url, timeout: Response(b"tampered"))
+    monkeypatch.setattr(npm.urllib.request, "urlopen", lambda url, timeout: Response(b"tampered"))
     with pytest.raises(DataError, match="does not match the pinned integrity"):
         slides.npm_tarball(slides.NPM_PACKAGES["reveal.js"])
     assert not (model_cache / "npm").exists() or not any((model_cache / "npm").iterdir())

