@@ -2,7 +2,9 @@
 
 One readable file in the spirit of nanoGPT's ``model.py``: a config dataclass, the
 feed-forward network, the encoder block (pre-norm or the 2017 post-norm arrangement),
-the encoder and two heads. Every model returns a :class:`ModelOutput` whose ``hidden``,
+the encoder and two heads. With ``causal=True`` the same encoder is a GPT-style decoder:
+each position attends only to itself and the positions before it
+(:class:`course_lib.char_lm.CharLM` puts a language-model head on it). Every model returns a :class:`ModelOutput` whose ``hidden``,
 ``attention`` and ``mask`` fields let a distillation loss pair any teacher layer with any
 student layer.
 
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from course_lib.attention import MultiHeadAttention
+from course_lib.attention import MultiHeadAttention, causal_mask
 from course_lib.positional import POSITIONAL_KINDS, build_positional_encoding
 
 __all__ = [
@@ -49,7 +51,8 @@ class TransformerConfig:
     ``norm_first=True`` is the pre-norm arrangement (LayerNorm before each sublayer, plus a
     final LayerNorm), which trains stably without warm-up; ``False`` is the post-norm
     arrangement of the 2017 paper (LayerNorm after each residual addition).
-    ``positional`` is "sinusoidal", "learned" or "none".
+    ``positional`` is "sinusoidal", "learned" or "none". ``causal=True`` adds the causal mask
+    of a decoder-only language model to the padding mask in every layer.
     """
 
     vocab_size: int
@@ -62,6 +65,7 @@ class TransformerConfig:
     norm_first: bool = True
     positional: str = "sinusoidal"
     pad_id: int = 0
+    causal: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_heads", "num_layers", "d_ff", "max_len"):
@@ -74,8 +78,9 @@ class TransformerConfig:
             raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not isinstance(self.norm_first, bool):
-            raise TypeError(f"norm_first must be a bool, got {self.norm_first!r}")
+        for name in ("norm_first", "causal"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.positional not in POSITIONAL_KINDS:
             raise ValueError(
                 f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}"
@@ -252,16 +257,20 @@ class TransformerEncoder(nn.Module):
     def forward(self, input_ids: Tensor, mask: Tensor | None = None) -> ModelOutput:
         """Encode ``input_ids`` (B, L) integer; ``mask`` (B, L) bool, True on real tokens.
 
-        Without ``mask``, positions equal to ``config.pad_id`` are treated as padding.
+        Without ``mask``, positions equal to ``config.pad_id`` are treated as padding. With
+        ``config.causal`` every position also attends only to itself and earlier positions.
         """
         self._check_input_ids(input_ids)
         mask = self._resolve_mask(input_ids, mask)
+        attend = mask
+        if self.config.causal:
+            attend = mask[:, None, :] & causal_mask(input_ids.shape[1], device=input_ids.device)[None]
         x = self.embed(input_ids) * math.sqrt(self.config.d_model)
         x = self.dropout(self.positional(x))
         hidden = [x]
         attention = []
         for index, block in enumerate(self.blocks):
-            x, weights = block(x, mask)
+            x, weights = block(x, attend)
             if index == len(self.blocks) - 1:
                 x = self.final_norm(x)
             hidden.append(x)

@@ -159,11 +159,27 @@ class CharVocab:
     @classmethod
     def build(cls, sentences: Iterable[Sentence], min_freq: int = 1) -> "CharVocab":
         """Vocabulary of the characters seen at least ``min_freq`` times, most frequent first."""
+        return cls.from_texts((sentence.text for sentence in sentences), min_freq=min_freq)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], min_freq: int = 1, specials: Sequence[str] = ()) -> "CharVocab":
+        """Vocabulary of the characters of ``texts`` seen at least ``min_freq`` times, most frequent first.
+
+        ``specials`` (e.g. ``"<s>"``, ``"</s>"`` of a language model) take the ids right after
+        ``<pad>`` and ``<unk>``, in the order given.
+        """
         if min_freq < 1:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
-        counts = Counter(char for sentence in sentences for char in sentence.chars)
-        ordered = sorted((c for c, n in counts.items() if n >= min_freq), key=lambda c: (-counts[c], c))
-        return cls(ordered)
+        counts = Counter(char for text in texts for char in text)
+        ordered = sorted((c for c, n in counts.items() if n >= min_freq and c not in specials),
+                         key=lambda c: (-counts[c], c))
+        return cls([*specials, *ordered])
+
+    def index(self, token: str) -> int:
+        """The id of ``token`` (a character or a special token); KeyError if it is not in the vocabulary."""
+        if token not in self._index:
+            raise KeyError(f"{token!r} is not in this vocabulary of {len(self)} tokens")
+        return self._index[token]
 
     @property
     def pad_id(self) -> int:
