@@ -33,6 +33,7 @@ from course_lib.results import (
     benchmark_output,
     benchmark_parser,
     device_description,
+    epoch_caps_text,
     replace_marked_block,
     write_json_atomic,
 )
@@ -48,10 +49,7 @@ def shape(recipe: dict) -> str:
 
 def readme_table(payload: dict) -> str:
     """The README block: every row's test F1 (overall and per type), parameters, latency; the goals."""
-    caps = [f"teacher epochs capped at {payload['epochs_cap']}" if payload.get("epochs_cap") else "",
-            f"student epochs capped at {payload.get('student_epochs_cap') or payload['epochs_cap']}"
-            if payload.get("student_epochs_cap") or payload.get("epochs_cap") else ""]
-    cap = "".join(f", {c}" for c in caps if c)
+    cap = epoch_caps_text(payload)
     lines = [
         f"_Source: `results/ner_kd_{payload['mode']}.json` ({payload['mode']} mode{cap}, {payload['device']}, "
         f"{payload['train_seconds_total'] / 60:.0f} min of training; latency: one CPU thread, lowest of "

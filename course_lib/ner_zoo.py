@@ -41,6 +41,7 @@ from course_lib.layer_distill import IntermediateDistiller, LayerMap, init_from_
 from course_lib.ner import tagger_loss
 from course_lib.notebook import MODES, context_mode_and_device
 from course_lib.pretrained import DemoRecipe
+from course_lib.results import cap_epochs
 from course_lib.tagger_fit import fit_tagger
 from course_lib.training import TrainingHistory
 from course_lib.transformer import TokenTagger, TransformerConfig
@@ -163,14 +164,7 @@ def capped_recipes(mode: str, epochs_cap: int | None, student_epochs_cap: int | 
     ``epochs_cap`` applies to every model, ``student_epochs_cap`` (default: ``epochs_cap``) to the
     students alone; all students keep the same budget.
     """
-    if student_epochs_cap is None:
-        student_epochs_cap = epochs_cap
-    recipes = {}
-    for role in NER_ROLES:
-        recipe = ner_recipe(role, mode)
-        cap = epochs_cap if role == "teacher" else student_epochs_cap
-        recipes[role] = recipe if cap is None else dataclasses.replace(recipe, epochs=min(recipe.epochs, cap))
-    return recipes
+    return cap_epochs({role: ner_recipe(role, mode) for role in NER_ROLES}, epochs_cap, student_epochs_cap)
 
 
 def ner_model_path(role: str, mode: str) -> Path:

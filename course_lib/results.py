@@ -8,6 +8,7 @@ directory (``$COURSE_RESULTS_DIR``, default ``build/results``); :func:`gather` m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -160,6 +161,30 @@ def benchmark_parser(
         parser.add_argument("--readme", type=Path, default=None, help="also write the result table into this README")
         parser.add_argument("--readme-only", action="store_true", help="only rewrite the README table from --out")
     return parser
+
+
+def cap_epochs(recipes: dict[str, Any], epochs_cap: int | None, student_epochs_cap: int | None = None,
+                   teacher: str = "teacher") -> dict[str, Any]:
+    """``recipes`` (frozen dataclasses with an ``epochs`` field) with their epochs capped (None: no cap).
+
+    ``epochs_cap`` applies to every model, ``student_epochs_cap`` (default: ``epochs_cap``) to every
+    role but ``teacher``; all students keep the same budget.
+    """
+    if student_epochs_cap is None:
+        student_epochs_cap = epochs_cap
+    capped = {}
+    for role, recipe in recipes.items():
+        cap = epochs_cap if role == teacher else student_epochs_cap
+        capped[role] = recipe if cap is None else dataclasses.replace(recipe, epochs=min(recipe.epochs, cap))
+    return capped
+
+
+def epoch_caps_text(payload: dict[str, Any]) -> str:
+    """``", teacher epochs capped at 3, student epochs capped at 1"`` (empty without caps) for a README line."""
+    teacher_cap, student_cap = payload.get("epochs_cap"), payload.get("student_epochs_cap") or payload.get("epochs_cap")
+    parts = [f"teacher epochs capped at {teacher_cap}" if teacher_cap else "",
+             f"student epochs capped at {student_cap}" if student_cap else ""]
+    return "".join(f", {part}" for part in parts if part)
 
 
 def benchmark_output(args: argparse.Namespace, name: str) -> Path:

@@ -12,7 +12,6 @@ goes into padding.
 from __future__ import annotations
 
 import numbers
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from torch import Tensor, nn
 
 from course_lib.data import CharVocab, Sentence, bucketed_ner_loader, ner_loader
 from course_lib.ner import evaluate_tagger, tagger_loss
-from course_lib.training import TrainingHistory, adamw_param_groups, cpu_threads, train, warmup_linear_schedule
+from course_lib.training import TrainingHistory, fit_adamw
 
 __all__ = ["TaggerFit", "fit_tagger"]
 
@@ -57,8 +56,8 @@ def fit_tagger(
     ``recipe`` supplies ``batch_size``, ``lr``, ``epochs``, ``warmup_fraction``, ``patience``,
     ``seed`` and ``max_len`` (a :class:`course_lib.pretrained.DemoRecipe` or a subclass).
     ``parameters`` are the model's parameters to optimise (default: all of them, with no weight
-    decay on biases and norms); ``extra_parameters`` are optimised too, without weight decay.
-    On a CPU training runs on ``threads`` threads. The caller seeds ``torch`` before building
+    decay on biases and norms); ``extra_parameters`` are optimised too, without weight decay
+    (:func:`course_lib.training.fit_adamw`). On a CPU training runs on ``threads`` threads. The caller seeds ``torch`` before building
     the model; the batches are shuffled with ``recipe.seed``.
     """
     if not isinstance(model, nn.Module):
@@ -75,31 +74,23 @@ def fit_tagger(
         train_sentences, vocab, recipe.batch_size, seed=recipe.seed, max_len=recipe.max_len
     )
     dev_loader = ner_loader(dev_sentences, vocab, batch_size=128, shuffle=False, max_len=recipe.max_len)
-    groups = adamw_param_groups(model, 0.01) if parameters is None else [{"params": list(parameters)}]
-    extra = [p for p in extra_parameters if p.requires_grad]
-    if extra:
-        groups.append({"params": extra, "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=0.01)
-    total_steps = len(train_loader) * recipe.epochs
-    scheduler = warmup_linear_schedule(optimizer, int(recipe.warmup_fraction * total_steps), total_steps)
-    start = time.perf_counter()
-    with cpu_threads(device, threads):
-        history = train(
-            model,
-            train_loader,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            epochs=recipe.epochs,
-            dev_loader=dev_loader,
-            evaluate_fn=evaluate_tagger,
-            monitor="f1",
-            patience=recipe.patience,
-            scheduler=scheduler,
-            clip_grad_norm=1.0,
-            device=device,
-            progress=progress,
-            desc=desc,
-        )
-    seconds = time.perf_counter() - start
-    curve = [float(record.dev["f1"]) for record in history.epochs]
-    return TaggerFit(history=history, dev_f1=float(history.best_score), dev_curve=curve, seconds=seconds)
+    fit = fit_adamw(
+        model,
+        train_loader,
+        loss_fn=loss_fn,
+        lr=recipe.lr,
+        epochs=recipe.epochs,
+        warmup_fraction=recipe.warmup_fraction,
+        dev_loader=dev_loader,
+        evaluate_fn=evaluate_tagger,
+        monitor="f1",
+        patience=recipe.patience,
+        parameters=parameters,
+        extra_parameters=extra_parameters,
+        device=device,
+        threads=threads,
+        progress=progress,
+        desc=desc,
+    )
+    curve = [float(record.dev["f1"]) for record in fit.history.epochs]
+    return TaggerFit(history=fit.history, dev_f1=float(fit.history.best_score), dev_curve=curve, seconds=fit.seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -26,9 +27,11 @@ from course_lib.checkpoint import save_checkpoint
 
 __all__ = [
     "EpochRecord",
+    "Fit",
     "TrainingHistory",
     "adamw_param_groups",
     "cpu_threads",
+    "fit_adamw",
     "move_to_device",
     "train",
     "warmup_linear_schedule",
@@ -363,3 +366,72 @@ def train(
             },
         )
     return history
+
+
+@dataclass
+class Fit:
+    """What :func:`fit_adamw` returns: the training history and the wall seconds training took."""
+
+    history: TrainingHistory
+    seconds: float
+
+
+def fit_adamw(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    loss_fn: Callable[[nn.Module, Any], Tensor],
+    lr: float,
+    epochs: int,
+    warmup_fraction: float,
+    dev_loader: Iterable | None = None,
+    evaluate_fn: Callable[[nn.Module, Any], dict[str, float]] | None = None,
+    monitor: str = "f1",
+    mode: str = "max",
+    patience: int | None = None,
+    parameters: Iterable[nn.Parameter] | None = None,
+    extra_parameters: Iterable[nn.Parameter] = (),
+    weight_decay: float = 0.01,
+    clip_grad_norm: float | None = 1.0,
+    device: torch.device | str = "cpu",
+    threads: int = 1,
+    progress: bool = True,
+    desc: str = "train",
+) -> Fit:
+    """The course's recipe around :func:`train`: AdamW, linear warm-up and decay, clipping, best dev epoch kept.
+
+    ``parameters`` are the model's parameters to optimise (default: all of them, with no weight
+    decay on biases and norms, :func:`adamw_param_groups`); ``extra_parameters`` (e.g. the
+    projections of a hidden-state loss) are optimised too, without weight decay. The first
+    ``warmup_fraction`` of the steps warm the learning rate up. On a CPU training runs on
+    ``threads`` threads.
+    """
+    if not isinstance(warmup_fraction, numbers.Real) or not 0.0 <= warmup_fraction <= 1.0:
+        raise ValueError(f"warmup_fraction must be a number in [0, 1], got {warmup_fraction!r}")
+    groups = adamw_param_groups(model, weight_decay) if parameters is None else [{"params": list(parameters)}]
+    extra = [p for p in extra_parameters if p.requires_grad]
+    if extra:
+        groups.append({"params": extra, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    total_steps = len(train_loader) * epochs  # type: ignore[arg-type]
+    scheduler = warmup_linear_schedule(optimizer, int(warmup_fraction * total_steps), total_steps)
+    start = time.perf_counter()
+    with cpu_threads(device, threads):
+        history = train(
+            model,
+            train_loader,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            epochs=epochs,
+            dev_loader=dev_loader,
+            evaluate_fn=evaluate_fn,
+            monitor=monitor,
+            mode=mode,
+            patience=patience,
+            scheduler=scheduler,
+            clip_grad_norm=clip_grad_norm,
+            device=device,
+            progress=progress,
+            desc=desc,
+        )
+    return Fit(history=history, seconds=time.perf_counter() - start)
