@@ -68,6 +68,14 @@ GLOSSARY: tuple[Term, ...] = (
     Term("dynamic quantisation", "动态量化", "int8 weights stored ahead of time, activations quantised call by call; no calibration data", "08"),
     Term("sliding window", "滑动窗口", "reading a text longer than the model takes in overlapping pieces", "08"),
     Term("p95 latency", "P95延迟", "the time 95 % of calls stay under: the tail a user notices", "08"),
+    Term("recurrent neural network (RNN)", "循环神经网络", "a model that reads a sequence one step at a time, carrying a state", "10"),
+    Term("BiLSTM", "双向长短期记忆网络", "two LSTMs, one reading left to right and one right to left, their states joined", "10"),
+    Term("language model", "语言模型", "a model that scores every token as the next one; it generates text by sampling", "10"),
+    Term("perplexity", "困惑度", "exp of the mean negative log-likelihood per token: how many choices the model hesitates between", "10"),
+    Term("key/value cache", "键值缓存", "the keys and values of earlier positions kept while generating, so each step runs one token", "10"),
+    Term("word-level distillation", "词级蒸馏", "the student matches the teacher's next-token distribution at every position", "10"),
+    Term("sequence-level distillation", "序列级蒸馏", "the student learns from whole sequences the teacher generated (Kim & Rush 2016)", "10"),
+    Term("macro-F1", "宏平均F1", "the mean of the per-class F1 scores: every class counts equally, however rare", "10"),
 )
 
 

@@ -21,6 +21,7 @@ set, and :func:`with_bias_shift` applies it to a copy of the student.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,14 +40,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAPER_ERRORS",
+    "SIZE_SWEEP_PAPER",
     "BiasChoice",
     "MnistComparison",
+    "SizeSweep",
     "choose_bias_shift",
     "compare_students",
     "distil_student",
     "errors_by_digit",
     "gap_closed",
     "held_out_digits",
+    "size_temperature_sweep",
     "teacher_logit_cache",
     "with_bias_shift",
 ]
@@ -252,3 +256,75 @@ def compare_students(
     return MnistComparison(
         rows={name: rows[name] for name in order}, temperature=temperature, alpha=alpha, students=students
     )
+
+
+SIZE_SWEEP_PAPER = {
+    "large_students": "students of 300 or more units per layer: every T above 8 gives about the same result",
+    "small_students": "a student of 30 units per layer: T from 2.5 to 4 works much better than higher or lower T",
+}
+"""What Hinton, Vinyals and Dean (2015, §3) report about the temperature for students of different sizes."""
+
+
+@dataclass
+class SizeSweep:
+    """Test errors of students of several widths, trained on the labels and distilled at several temperatures.
+
+    ``scratch[width]`` is the labels-only student; ``distilled[width][i]`` the student distilled
+    at ``temperatures[i]``; ``parameters[width]`` its size. All share one recipe but the width.
+    """
+
+    widths: list[int]
+    temperatures: list[float]
+    alpha: float
+    scratch: dict[int, int]
+    distilled: dict[int, list[int]]
+    parameters: dict[int, int]
+
+    def best_temperature(self, width: int) -> float:
+        """The temperature at which the student of ``width`` made the fewest test errors (the lower T on a tie)."""
+        errors = self.distilled[width]
+        return self.temperatures[errors.index(min(errors))]
+
+    def to_dict(self) -> dict[str, object]:
+        """A plain dict for a results file (widths as string keys)."""
+        return {"widths": self.widths, "temperatures": self.temperatures, "alpha": self.alpha,
+                "scratch": {str(w): e for w, e in self.scratch.items()},
+                "distilled": {str(w): e for w, e in self.distilled.items()},
+                "parameters": {str(w): p for w, p in self.parameters.items()},
+                "best_temperature": {str(w): self.best_temperature(w) for w in self.widths}}
+
+
+def size_temperature_sweep(
+    teacher: nn.Module,
+    data: MnistData,
+    recipe: MnistRecipe,
+    *,
+    widths: Sequence[int],
+    temperatures: Sequence[float],
+    alpha: float = 0.5,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> SizeSweep:
+    """Train, for every width, a labels-only student and one distilled student per temperature.
+
+    Every student is ``recipe`` with two hidden layers of ``width`` units; nothing else changes.
+    """
+    if not widths or not temperatures:
+        raise ValueError("name at least one width and one temperature")
+    for width in widths:
+        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
+            raise ValueError(f"widths must be positive ints, got {width!r}")
+    temperatures = [check_temperature(t) for t in temperatures]
+    scratch, distilled, parameters = {}, {}, {}
+    for width in widths:
+        sized = dataclasses.replace(recipe, hidden=(int(width), int(width)))
+        alone = fit_mnist_mlp(data, sized, device, progress=progress, desc=f"{width}-{width} labels only")
+        scratch[int(width)] = alone.test_errors
+        parameters[int(width)] = sum(p.numel() for p in alone.model.parameters())
+        distilled[int(width)] = [
+            distil_student(teacher, data, sized, temperature=t, alpha=alpha, device=device, progress=progress,
+                           desc=f"{width}-{width} T={t:g}").test_errors
+            for t in temperatures
+        ]
+    return SizeSweep(widths=[int(w) for w in widths], temperatures=temperatures, alpha=check_alpha(alpha),
+                     scratch=scratch, distilled=distilled, parameters=parameters)
