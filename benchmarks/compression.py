@@ -12,7 +12,6 @@ deck's Table 1 is read from this file.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path

@@ -66,7 +66,7 @@ def readme_table(payload: dict) -> str:
     paper = payload["distilbert_2019"]
     lines += [
         "",
-        f"Best student, {rows[best]['title']}: {rows[best]['macro_f1'] / teacher['macro_f1']:.0%} of the teacher's "
+        f"Best student ({rows[best]['title']}): {rows[best]['macro_f1'] / teacher['macro_f1']:.0%} of the teacher's "
         f"macro-F1 with {rows[best]['parameters'] / teacher['parameters']:.0%} of its parameters, "
         f"{teacher['latency_batch1_ms'] / rows[best]['latency_batch1_ms']:.1f}× faster. DistilBERT (Sanh et al. 2019) "
         f"keeps {paper['score_kept']:.0%} of BERT's GLUE score with "
