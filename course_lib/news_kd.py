@@ -15,7 +15,7 @@ the same number of epochs on the same labelled items:
   labels do not cover — the way distillation turns unlabelled text into training signal.
 
 Measured for each model: test accuracy and macro-F1 (the classes are unbalanced: positive news
-is about one item in nine), F1 per class, parameters, and the CPU latency of one item at batch 1.
+is the rare one), F1 per class, parameters, and the CPU latency of one item at batch 1.
 """
 
 from __future__ import annotations

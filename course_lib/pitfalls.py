@@ -49,7 +49,7 @@ PITFALLS: tuple[Pitfall, ...] = (
     ),
     Pitfall(
         "KL with reduction='mean'",
-        "PyTorch's 'mean' also divides by the number of classes: the soft term is 10× too small on MNIST",
+        "PyTorch's 'mean' also divides by the number of classes, shrinking the soft term by that factor",
         "soft_kl sums over classes and averages over examples ('batchmean')",
         (_DISTILL + "test_kd_loss_matches_the_formula_with_batchmean",),
     ),

@@ -73,9 +73,23 @@ def test_the_size_block_has_a_row_per_width_and_the_best_temperature():
     assert "student epochs capped at 30" in table and "teacher with 97 test errors" in table
 
 
+def rnn_payload() -> dict:
+    row = {"parameters": 379_463, "test_f1": 0.32, "per_type_f1": {"PER": 0.41, "LOC": 0.4, "ORG": 0.09},
+           "dev_f1": 0.3, "train_seconds": 25.0, "latency_ms": {"8": 0.58, "128": 1.48}}
+    return {"mode": "full", "epochs_cap": 4, "device": "cpu: test", "wall_seconds": 1800.0,
+            "recipe": {"train_sentences": None}, "rows": {"Transformer": row, "BiLSTM": {**row, "test_f1": 0.49}}}
+
+
+def test_the_architecture_block_has_both_models_and_every_length():
+    table = load("rnn_vs_transformer").readme_table(rnn_payload())
+    assert "both capped at 4 epochs" in table and "trained on all training sentences" in table
+    assert "| model | parameters | test F1 | PER | LOC | ORG | training s | ms at 8 chars | ms at 128 chars |" in table
+    assert "| BiLSTM | 379,463 | 49.0 | 41.0 | 40.0 | 9.0 | 25 | 0.58 | 1.48 |" in table
+
+
 @pytest.mark.parametrize("name, payload, marker", [
     ("news_kd", news_payload, "news-kd"), ("poetry_kd", poetry_payload, "poetry-kd"),
-    ("mnist_size_temperature", sweep_payload, "mnist-size")])
+    ("mnist_size_temperature", sweep_payload, "mnist-size"), ("rnn_vs_transformer", rnn_payload, "rnn-vs-transformer")])
 def test_readme_only_rewrites_just_the_marked_block_from_the_json(name, payload, marker, tmp_path):
     bench = load(name)
     out, readme = tmp_path / "result.json", tmp_path / "README.md"

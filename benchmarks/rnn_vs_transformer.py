@@ -1,0 +1,108 @@
+"""Benchmark: chapter 10's Transformer tagger against a BiLSTM of the same size and recipe on MSRA NER, written to JSON.
+
+    .venv/bin/python benchmarks/rnn_vs_transformer.py               # full mode, results/rnn_vs_transformer_full.json
+    .venv/bin/python benchmarks/rnn_vs_transformer.py --epochs 4    # a CPU run: both capped at 4 epochs
+    .venv/bin/python benchmarks/rnn_vs_transformer.py --readme-only # rewrite the README table from the JSON
+
+Trains (or loads from the course cache) the demo Transformer tagger of the mode and a BiLSTM
+with about as many parameters on the same sentences with the same recipe, and measures both
+with ``course_lib.rnn_vs_transformer.compare_rnn_transformer``: seqeval F1 on the official test
+split (overall and per type) and the latency of one sentence of 8, 32 and 128 characters at
+batch 1 on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from course_lib.data import load_msra
+from course_lib.notebook import setup_notebook
+from course_lib.pretrained import demo_recipe
+from course_lib.results import (
+    REPO_ROOT,
+    benchmark_output,
+    benchmark_parser,
+    device_description,
+    replace_marked_block,
+    write_json_atomic,
+)
+from course_lib.rnn_vs_transformer import compare_rnn_transformer
+
+README_START = "<!-- rnn-vs-transformer:start -->"
+README_END = "<!-- rnn-vs-transformer:end -->"
+
+
+def readme_table(payload: dict) -> str:
+    """The README block: both architectures' parameters, test F1 (overall, per type), training time, latency."""
+    rows = payload["rows"]
+    lengths = list(next(iter(rows.values()))["latency_ms"])
+    recipe = payload["recipe"]
+    cap = f", both capped at {payload['epochs_cap']} epochs" if payload.get("epochs_cap") else ""
+    sentences = f"{recipe['train_sentences']:,}" if recipe["train_sentences"] else "all"
+    lines = [
+        f"_Source: `results/rnn_vs_transformer_{payload['mode']}.json` ({payload['mode']} mode{cap}, "
+        f"{payload['device']}; both trained on {sentences} training sentences with one recipe, "
+        f"{payload['wall_seconds'] / 60:.0f} min wall time; latency: one CPU thread, batch 1)._",
+        "",
+        "| model | parameters | test F1 | PER | LOC | ORG | training s | "
+        + " | ".join(f"ms at {length} chars" for length in lengths) + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(lengths),
+    ]
+    for name, row in rows.items():
+        per_type = row["per_type_f1"]
+        lines.append(f"| {name} | {row['parameters']:,} | {100 * row['test_f1']:.1f} | {100 * per_type['PER']:.1f} | "
+                     f"{100 * per_type['LOC']:.1f} | {100 * per_type['ORG']:.1f} | {row['train_seconds']:.0f} | "
+                     + " | ".join(f"{row['latency_ms'][length]:.2f}" for length in lengths) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, payload: dict) -> None:
+    """Replace the block between the rnn-vs-transformer markers of ``readme`` with :func:`readme_table`."""
+    replace_marked_block(readme, README_START, README_END, readme_table(payload))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = benchmark_parser("rnn_vs_transformer", __doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=None, help="cap both models' epochs (e.g. for a CPU)")
+    parser.add_argument("--latency-rounds", type=int, default=30)
+    args = parser.parse_args(argv)
+    out = benchmark_output(args, "rnn_vs_transformer")
+    if args.readme_only:
+        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+        return out
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    recipe = demo_recipe(args.mode)
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=min(recipe.epochs, args.epochs))
+    context = setup_notebook(args.mode, device=args.device)
+    start = time.perf_counter()
+    comparison = compare_rnn_transformer(context, corpus=load_msra(), recipe=recipe, latency_rounds=args.latency_rounds)
+    wall = time.perf_counter() - start
+    payload = {
+        "benchmark": "rnn_vs_transformer",
+        "epochs_cap": args.epochs,
+        "device": device_description(context.device, 1),
+        "torch": torch.__version__,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **comparison.to_dict(),
+        "latency_rounds": args.latency_rounds,
+        "wall_seconds": round(wall, 1),
+        "note": "train_seconds of a cached model are those of the run that trained it (one CPU thread)",
+    }
+    write_json_atomic(out, payload)
+    if args.readme is not None:
+        update_readme(args.readme, payload)
+    print(readme_table(payload))
+    print(f"wall {wall:.1f} s; wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
