@@ -41,7 +41,7 @@ README_END = "<!-- rnn-vs-transformer:end -->"
 def readme_table(payload: dict) -> str:
     """The README block: both architectures' parameters, test F1 (overall, per type), training time, latency."""
     rows = payload["rows"]
-    lengths = list(next(iter(rows.values()))["latency_ms"])
+    lengths = sorted(next(iter(rows.values()))["latency_ms"], key=int)
     recipe = payload["recipe"]
     cap = f", both capped at {payload['epochs_cap']} epochs" if payload.get("epochs_cap") else ""
     sentences = f"{recipe['train_sentences']:,}" if recipe["train_sentences"] else "all"
@@ -54,7 +54,8 @@ def readme_table(payload: dict) -> str:
         + " | ".join(f"ms at {length} chars" for length in lengths) + " |",
         "|---|---|---|---|---|---|---|" + "---|" * len(lengths),
     ]
-    for name, row in rows.items():
+    for name in sorted(rows, key=lambda name: name != "Transformer"):
+        row = rows[name]
         per_type = row["per_type_f1"]
         lines.append(f"| {name} | {row['parameters']:,} | {100 * row['test_f1']:.1f} | {100 * per_type['PER']:.1f} | "
                      f"{100 * per_type['LOC']:.1f} | {100 * per_type['ORG']:.1f} | {row['train_seconds']:.0f} | "
