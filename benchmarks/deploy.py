@@ -17,7 +17,6 @@ so the models it cached are reused.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from datetime import datetime, timezone
@@ -33,12 +32,12 @@ from course_lib.ner_zoo import capped_recipes
 from course_lib.notebook import setup_notebook
 from course_lib.onnx_export import export_bundle
 from course_lib.results import (
-    REPO_ROOT,
     benchmark_output,
     benchmark_parser,
     device_description,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 
 README_START = "<!-- deploy:start -->"
@@ -96,8 +95,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--latency-rounds", type=int, default=30)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "deploy")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
 
     context = setup_notebook(args.mode, device=args.device)
@@ -130,9 +128,7 @@ def main(argv: list[str] | None = None) -> Path:
         "goal_targets": DEPLOY_GOALS,
         "wall_seconds": round(wall, 1),
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     for task, table in tables.items():
         for variant, row in table.rows.items():
             print(f"{task:<6}{row.title:<28} {table.score_name} {100 * row.score:6.2f}  {row.size_bytes / 1e6:6.2f} MB  "

@@ -14,7 +14,6 @@ least 80 % of the gap (the paper: 91 %).
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,12 +25,12 @@ from course_lib.mnist_kd import PAPER_ERRORS, compare_students
 from course_lib.mnist_zoo import CPU_THREADS
 from course_lib.notebook import setup_notebook
 from course_lib.results import (
-    REPO_ROOT,
     benchmark_output,
     benchmark_parser,
     device_description,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 
 GOAL_GAP_CLOSED = 0.80
@@ -78,8 +77,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label term")
     args = parser.parse_args(argv)
     out = benchmark_output(args, "mnist_kd")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
 
     context = setup_notebook(args.mode, device=args.device)
@@ -103,9 +101,7 @@ def main(argv: list[str] | None = None) -> Path:
         "wall_seconds": round(wall, 1),
         "note": "seconds of a cached network are those of the run that trained it",
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     for name, row in comparison.rows.items():
         print(f"{name:<26} {row['errors']:>5} errors  {row['seconds']:>8.1f} s")
     print(f"gap closed {gap:.1%} (goal {GOAL_GAP_CLOSED:.0%}); wall {wall:.1f} s; wrote {out}")

@@ -15,25 +15,21 @@ student be, and at what temperature?" from this file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 from course_lib.data import load_mnist
 from course_lib.mnist_kd import SIZE_SWEEP_PAPER, size_temperature_sweep
 from course_lib.mnist_zoo import CPU_THREADS, mnist_model, mnist_recipe
 from course_lib.notebook import setup_notebook
 from course_lib.results import (
-    REPO_ROOT,
+    benchmark_header,
     benchmark_output,
     benchmark_parser,
-    device_description,
     epoch_caps_text,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 
 WIDTHS = (30, 100, 300, 800)
@@ -72,8 +68,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser = benchmark_parser("mnist_size_temperature", __doc__.split("\n\n")[0], epoch_caps=True)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "mnist_size_temperature")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
     if args.epochs is not None:
         parser.error("the teacher is chapter 06's cached teacher: cap only the students with --student-epochs")
@@ -88,13 +83,7 @@ def main(argv: list[str] | None = None) -> Path:
                                    alpha=ALPHA, device=context.device)
     wall = time.perf_counter() - start
     payload = {
-        "benchmark": "mnist_size_temperature",
-        "mode": args.mode,
-        "epochs_cap": None,
-        "student_epochs_cap": args.student_epochs,
-        "device": device_description(context.device, CPU_THREADS),
-        "torch": torch.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **benchmark_header("mnist_size_temperature", args, context.device, CPU_THREADS),
         "student_recipe": recipe.to_dict(),
         "teacher_errors": teacher.test_errors,
         **sweep.to_dict(),
@@ -102,9 +91,7 @@ def main(argv: list[str] | None = None) -> Path:
         "wall_seconds": round(wall, 1),
         "note": "wall_seconds includes training the teacher when it was not in the cache",
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     print(readme_table(payload))
     print(f"wall {wall:.1f} s; wrote {out}")
     return out

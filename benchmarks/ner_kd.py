@@ -17,25 +17,21 @@ into the JSON and the README table.
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 from course_lib.data import load_msra
 from course_lib.ner_kd import GOALS, TENER_F1, compare_ner
 from course_lib.ner_zoo import NER_CPU_THREADS, NER_ROLES, ROLE_TITLES, capped_recipes
 from course_lib.notebook import setup_notebook
 from course_lib.results import (
-    REPO_ROOT,
+    benchmark_header,
     benchmark_output,
     benchmark_parser,
-    device_description,
     epoch_caps_text,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 
 README_START = "<!-- ner-kd:start -->"
@@ -88,8 +84,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--latency-rounds", type=int, default=30)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "ner_kd")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
 
     recipes = capped_recipes(args.mode, args.epochs, args.student_epochs)
@@ -98,13 +93,7 @@ def main(argv: list[str] | None = None) -> Path:
     comparison = compare_ner(context, corpus=load_msra(), recipes=recipes, latency_rounds=args.latency_rounds)
     wall = time.perf_counter() - start
     payload = {
-        "benchmark": "ner_kd",
-        "mode": args.mode,
-        "epochs_cap": args.epochs,
-        "student_epochs_cap": args.student_epochs,
-        "device": device_description(context.device, NER_CPU_THREADS),
-        "torch": torch.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **benchmark_header("ner_kd", args, context.device, NER_CPU_THREADS),
         "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
         "latency_rounds": args.latency_rounds,
         **comparison.to_dict(),
@@ -115,9 +104,7 @@ def main(argv: list[str] | None = None) -> Path:
         "note": "train_seconds of a cached model are those of the run that trained it; wall_seconds is this "
                 "invocation's, which loads cached models instead of training them",
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     for role, row in comparison.rows.items():
         print(f"{ROLE_TITLES[role]:<45} F1 {100 * row.f1:5.1f}  {row.parameters:>9,} params  "
               f"{row.latency_batch1_ms:6.2f} ms  {row.train_seconds:7.1f} s")

@@ -14,25 +14,27 @@ recipes, DistilBERT's published figures for comparison, the wall time and the de
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from course_lib.data import load_inews
-from course_lib.news_kd import DISTILBERT_2019, NEWS_CPU_THREADS, NEWS_ROLES, compare_news, news_recipe
+from course_lib.news_kd import (
+    DISTILBERT_2019,
+    NEWS_CPU_THREADS,
+    NEWS_ROLES,
+    compare_news,
+    news_recipe,
+)
 from course_lib.notebook import setup_notebook
 from course_lib.results import (
-    REPO_ROOT,
+    benchmark_header,
     benchmark_output,
     benchmark_parser,
     cap_epochs,
-    device_description,
     epoch_caps_text,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 
 README_START = "<!-- news-kd:start -->"
@@ -86,8 +88,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--latency-rounds", type=int, default=30)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "news_kd")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
     recipes = cap_epochs({role: news_recipe(role, args.mode) for role in NEWS_ROLES}, args.epochs,
                          args.student_epochs)
@@ -96,21 +97,14 @@ def main(argv: list[str] | None = None) -> Path:
     comparison = compare_news(context, corpus=load_inews(), recipes=recipes, latency_rounds=args.latency_rounds)
     wall = time.perf_counter() - start
     payload = {
-        "benchmark": "news_kd",
-        "epochs_cap": args.epochs,
-        "student_epochs_cap": args.student_epochs,
-        "device": device_description(context.device, NEWS_CPU_THREADS),
-        "torch": torch.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **benchmark_header("news_kd", args, context.device, NEWS_CPU_THREADS),
         "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
         "latency_rounds": args.latency_rounds,
         **comparison.to_dict(),
         "distilbert_2019": DISTILBERT_2019,
         "wall_seconds": round(wall, 1),
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     for role, row in comparison.rows.items():
         print(f"{row.title:<45} acc {100 * row.accuracy:5.1f}  macro-F1 {100 * row.macro_f1:5.1f}  "
               f"{row.parameters:>9,} params  {row.latency_batch1_ms:6.2f} ms  {row.train_seconds:7.1f} s")

@@ -15,25 +15,26 @@ comparison, the wall time and the device.
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 from course_lib.data import load_tang_poems
 from course_lib.notebook import setup_notebook
-from course_lib.poetry_kd import POETRY_CPU_THREADS, POETRY_ROLES, compare_poetry, poetry_recipe
+from course_lib.poetry_kd import (
+    POETRY_CPU_THREADS,
+    POETRY_ROLES,
+    compare_poetry,
+    poetry_recipe,
+)
 from course_lib.results import (
-    REPO_ROOT,
+    benchmark_header,
     benchmark_output,
     benchmark_parser,
     cap_epochs,
-    device_description,
     epoch_caps_text,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 
 README_START = "<!-- poetry-kd:start -->"
@@ -80,8 +81,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--latency-rounds", type=int, default=10)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "poetry_kd")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
     recipes = cap_epochs({role: poetry_recipe(role, args.mode) for role in POETRY_ROLES}, args.epochs,
                          args.student_epochs)
@@ -91,20 +91,13 @@ def main(argv: list[str] | None = None) -> Path:
                                 latency_rounds=args.latency_rounds)
     wall = time.perf_counter() - start
     payload = {
-        "benchmark": "poetry_kd",
-        "epochs_cap": args.epochs,
-        "student_epochs_cap": args.student_epochs,
-        "device": device_description(context.device, POETRY_CPU_THREADS),
-        "torch": torch.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **benchmark_header("poetry_kd", args, context.device, POETRY_CPU_THREADS),
         "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
         "latency_rounds": args.latency_rounds,
         **comparison.to_dict(),
         "wall_seconds": round(wall, 1),
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     for role, row in comparison.rows.items():
         print(f"{row.title:<40} ppl {row.test_perplexity:7.1f}  in form {100 * row.in_form:5.1f} %  "
               f"teacher NLL {row.teacher_nll:5.2f}  {row.parameters:>9,} params  {row.ms_per_poem:6.1f} ms  "

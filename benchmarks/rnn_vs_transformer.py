@@ -14,23 +14,19 @@ batch 1 on one CPU thread.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 from course_lib.data import load_msra
 from course_lib.notebook import setup_notebook
 from course_lib.pretrained import demo_recipe
 from course_lib.results import (
-    REPO_ROOT,
+    benchmark_header,
     benchmark_output,
     benchmark_parser,
-    device_description,
     replace_marked_block,
-    write_json_atomic,
+    rewrite_readme_only,
+    save_benchmark,
 )
 from course_lib.rnn_vs_transformer import compare_rnn_transformer
 
@@ -74,8 +70,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--latency-rounds", type=int, default=30)
     args = parser.parse_args(argv)
     out = benchmark_output(args, "rnn_vs_transformer")
-    if args.readme_only:
-        update_readme(args.readme or REPO_ROOT / "README.md", json.loads(out.read_text(encoding="utf-8")))
+    if rewrite_readme_only(args, out, update_readme):
         return out
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
@@ -87,19 +82,13 @@ def main(argv: list[str] | None = None) -> Path:
     comparison = compare_rnn_transformer(context, corpus=load_msra(), recipe=recipe, latency_rounds=args.latency_rounds)
     wall = time.perf_counter() - start
     payload = {
-        "benchmark": "rnn_vs_transformer",
-        "epochs_cap": args.epochs,
-        "device": device_description(context.device, 1),
-        "torch": torch.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **benchmark_header("rnn_vs_transformer", args, context.device, 1),
         **comparison.to_dict(),
         "latency_rounds": args.latency_rounds,
         "wall_seconds": round(wall, 1),
         "note": "train_seconds of a cached model are those of the run that trained it (one CPU thread)",
     }
-    write_json_atomic(out, payload)
-    if args.readme is not None:
-        update_readme(args.readme, payload)
+    save_benchmark(out, payload, args, update_readme)
     print(readme_table(payload))
     print(f"wall {wall:.1f} s; wrote {out}")
     return out

@@ -104,18 +104,21 @@ def distil_student(
     )
 
 
-def gap_closed(scratch_errors: float, distilled_errors: float, teacher_errors: float) -> float:
+def gap_closed(scratch_errors: float, distilled_errors: float, teacher_errors: float, *,
+               lower_is_better: bool = True) -> float:
     """The share of the scratch-student-to-teacher gap that distillation closes.
 
     (scratch − distilled) / (scratch − teacher): 1 means the distilled student matches the
     teacher, 0 that distillation did nothing, below 0 that it hurt. Hinton et al.: (146 − 74) /
-    (146 − 67) = 0.91. Undefined, and a ValueError, when the teacher is no better than the
-    scratch student.
+    (146 − 67) = 0.91. The formula holds for any score; ``lower_is_better=False`` is for scores
+    such as F1 or accuracy, where the teacher's advantage is a higher value. Undefined, and a
+    ValueError, when the teacher is no better than the scratch student.
     """
     gap = scratch_errors - teacher_errors
-    if gap <= 0:
+    if (gap <= 0) if lower_is_better else (gap >= 0):
+        unit = " errors" if lower_is_better else ""
         raise ValueError(
-            f"the teacher ({teacher_errors} errors) must beat the scratch student ({scratch_errors} errors) "
+            f"the teacher ({teacher_errors}{unit}) must beat the scratch student ({scratch_errors}{unit}) "
             "for a gap to be closed: train the teacher longer or compare against a weaker student"
         )
     return (scratch_errors - distilled_errors) / gap

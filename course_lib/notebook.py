@@ -117,6 +117,15 @@ def package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, st
     return versions
 
 
+def show_table(header: list[str], rows: list[tuple]) -> None:
+    """Display ``rows`` under ``header`` as a Markdown table in the notebook (or slide) being run."""
+    from IPython.display import Markdown, display
+
+    from course_lib.results import markdown_table
+
+    display(Markdown(markdown_table(header, rows)))
+
+
 def setup_notebook(mode: str | None = None, seed: int = 0, device: str | None = None) -> CourseContext:
     """Seed everything, choose mode and device, print a short summary and return the context."""
     seed_everything(seed)

@@ -224,9 +224,9 @@ def train_poetry_model(
     The epoch with the lowest dev perplexity (real dev poems) is kept.
     """
     device = torch.device(device)
-    poems = corpus.train if recipe.train_poems is None else corpus.train[: recipe.train_poems]
     if recipe.train_poems is not None and recipe.train_poems > len(corpus.train):
         raise ValueError(f"recipe.train_poems={recipe.train_poems} exceeds the {len(corpus.train):,} training poems")
+    poems = corpus.train[: recipe.train_poems]
     if recipe.method != "labels" and teacher is None:
         raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
     sequences = [vocab.encode(poem.text) for poem in poems]
@@ -342,7 +342,7 @@ def compare_poetry(
         raise ValueError(f"recipes needs every role {POETRY_ROLES}; missing {missing}")
     if any(recipes[role].train_poems != recipes["teacher"].train_poems for role in POETRY_ROLES):
         raise ValueError("every student must learn from the teacher's poems: give all recipes the same train_poems")
-    train_poems = corpus.train if recipes["teacher"].train_poems is None else corpus.train[: recipes["teacher"].train_poems]
+    train_poems = corpus.train[: recipes["teacher"].train_poems]
     vocab = poem_vocab(train_poems, recipes["teacher"].vocab_min_freq)
     trained = {"teacher": train_poetry_model("teacher", recipes["teacher"], corpus, vocab, device=device,
                                              progress=progress)}

@@ -15,6 +15,7 @@ import os
 import platform
 import re
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,19 +98,31 @@ def _format(value: Metric) -> str:
     return str(value)
 
 
+def markdown_table(header: list[str], rows: list[tuple]) -> str:
+    """A Markdown table: ``header`` cells, then one line per row (cells turned into text)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def read_results(name: str, folder: Path = REPO_ROOT / "results") -> dict[str, Any]:
+    """The committed results file ``results/<name>.json`` (e.g. ``"ner_kd_full"``), with a clear error if absent."""
+    path = Path(folder) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path}: run the benchmark or make course that writes it")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def render_table(results: dict[str, Any]) -> str:
     """Markdown table of every reported metric: chapter, metric, value, mode, device."""
-    lines = ["| chapter | metric | value | mode | device |", "|---|---|---|---|---|"]
-    for chapter, entry in sorted(results.items()):
-        if chapter.startswith("_"):
-            continue
-        for name, value in entry["metrics"].items():
-            lines.append(f"| {chapter} | {name} | {_format(value)} | {entry['mode']} | {entry['device']} |")
+    rows = [(chapter, name, _format(value), entry["mode"], entry["device"])
+            for chapter, entry in sorted(results.items()) if not chapter.startswith("_")
+            for name, value in entry["metrics"].items()]
     runtimes = results.get(RUNTIMES_KEY)
     if runtimes:
-        for chapter, seconds in runtimes["notebooks"].items():
-            lines.append(f"| {chapter} | notebook run time (s) | {float(seconds):.1f} | {runtimes['mode']} | – |")
-    return "\n".join(lines)
+        rows += [(chapter, "notebook run time (s)", f"{float(seconds):.1f}", runtimes["mode"], "–")
+                 for chapter, seconds in runtimes["notebooks"].items()]
+    return markdown_table(["chapter", "metric", "value", "mode", "device"], rows)
 
 
 def replace_marked_block(readme: Path, start: str, end: str, body: str) -> None:
@@ -190,6 +203,35 @@ def epoch_caps_text(payload: dict[str, Any]) -> str:
 def benchmark_output(args: argparse.Namespace, name: str) -> Path:
     """The results file of a benchmark run: ``--out``, else ``results/<name>_<mode>.json``."""
     return args.out or REPO_ROOT / "results" / f"{name}_{args.mode}.json"
+
+
+def rewrite_readme_only(args: argparse.Namespace, out: Path, update_readme: Callable[[Path, dict], None]) -> bool:
+    """With ``--readme-only``: rewrite the README block from the JSON at ``out`` and return True (nothing to run)."""
+    if not args.readme_only:
+        return False
+    update_readme(args.readme or REPO_ROOT / "README.md", json.loads(Path(out).read_text(encoding="utf-8")))
+    return True
+
+
+def benchmark_header(name: str, args: argparse.Namespace, device: Any, threads_used: int) -> dict[str, Any]:
+    """The fields every benchmark's JSON starts with: name, mode, epoch caps, device, torch version, time."""
+    return {
+        "benchmark": name,
+        "mode": args.mode,
+        "epochs_cap": getattr(args, "epochs", None),
+        "student_epochs_cap": getattr(args, "student_epochs", None),
+        "device": device_description(device, threads_used),
+        "torch": torch.__version__,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_benchmark(out: Path, payload: dict[str, Any], args: argparse.Namespace,
+                   update_readme: Callable[[Path, dict], None]) -> None:
+    """Write ``payload`` to ``out`` atomically and, with ``--readme``, its README block."""
+    write_json_atomic(out, payload)
+    if getattr(args, "readme", None) is not None:
+        update_readme(args.readme, payload)
 
 
 def device_description(device: Any, threads_used: int) -> str:

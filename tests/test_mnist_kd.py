@@ -105,6 +105,13 @@ def test_gap_closed_reproduces_the_papers_figure_and_refuses_a_weak_teacher():
         gap_closed(150, 120, 160)
 
 
+def test_gap_closed_also_reads_scores_where_higher_is_better():
+    assert gap_closed(0.34, 0.43, 0.64, lower_is_better=False) == pytest.approx(0.3)
+    assert gap_closed(0.34, 0.30, 0.64, lower_is_better=False) < 0
+    with pytest.raises(ValueError, match="must beat the scratch student"):
+        gap_closed(0.64, 0.5, 0.34, lower_is_better=False)
+
+
 def test_errors_by_digit_adds_up_to_the_error_count(data, teacher):
     images, labels = mnist_tensors(data, "test")
     per_digit = errors_by_digit(teacher, images, labels)

@@ -72,3 +72,14 @@ def test_context_mode_and_device_accepts_a_course_context_only():
     assert context_mode_and_device(context) == ("fast", torch.device("cpu"))
     with pytest.raises(TypeError, match="context must be the CourseContext returned by setup_notebook"):
         context_mode_and_device("fast")
+
+
+def test_show_table_displays_markdown(monkeypatch):
+    import IPython.display
+
+    from course_lib.notebook import show_table
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    show_table(["model", "F1"], [("teacher", "64.3")])
+    assert shown[0].data == "| model | F1 |\n|---|---|\n| teacher | 64.3 |"

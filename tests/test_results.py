@@ -104,3 +104,30 @@ def test_device_description_names_the_cpu_and_the_threads_used():
 
     text = device_description("cpu", 2)
     assert text.startswith("cpu: ") and text.endswith("2 used)")
+
+
+def test_markdown_table_and_read_results(tmp_path):
+    from course_lib.results import markdown_table, read_results
+
+    assert markdown_table(["a", "b"], [(1, "x"), (2.5, None)]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 | None |"
+    (tmp_path / "demo_full.json").write_text('{"rows": 3}', encoding="utf-8")
+    assert read_results("demo_full", tmp_path) == {"rows": 3}
+    with pytest.raises(FileNotFoundError, match="run the benchmark or make course"):
+        read_results("missing_full", tmp_path)
+
+
+def test_benchmark_helpers_write_the_header_the_json_and_the_readme_block(tmp_path):
+    from course_lib.results import benchmark_header, benchmark_parser, rewrite_readme_only, save_benchmark
+
+    parser = benchmark_parser("demo", "a demo benchmark", epoch_caps=True)
+    args = parser.parse_args(["--mode", "fast", "--student-epochs", "2", "--readme", str(tmp_path / "README.md")])
+    header = benchmark_header("demo", args, "cpu", 1)
+    assert (header["benchmark"], header["mode"], header["epochs_cap"], header["student_epochs_cap"]) == ("demo", "fast", None, 2)
+    assert header["device"].endswith("1 used)") and header["torch"] and header["recorded_at"]
+    written = []
+    save_benchmark(tmp_path / "demo.json", {**header, "rows": 1}, args, lambda readme, payload: written.append(payload))
+    assert json.loads((tmp_path / "demo.json").read_text())["rows"] == 1 and written[0]["rows"] == 1
+    assert not rewrite_readme_only(args, tmp_path / "demo.json", lambda readme, payload: written.append(payload))
+    only = parser.parse_args(["--readme-only"])
+    assert rewrite_readme_only(only, tmp_path / "demo.json", lambda readme, payload: written.append((readme, payload)))
+    assert written[-1][1]["rows"] == 1 and written[-1][0].name == "README.md"
