@@ -35,7 +35,7 @@ data: $(INSTALLED)
 	$(BIN)/python -m course_lib.data
 
 course: data
-	COURSE_MODE=$(MODE) $(BIN)/python -m course_lib.course_runner --mode $(MODE) --out build
+	COURSE_MODE=$(MODE) $(BIN)/python -m course_lib.course.runner --mode $(MODE) --out build
 
 unit: data
 	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest tests -q
@@ -52,7 +52,7 @@ lab: data
 	$(BIN)/jupyter lab notebooks
 
 slides: data
-	$(BIN)/python -m course_lib.slides --out build/slides
+	$(BIN)/python -m course_lib.course.slides --out build/slides
 
 clean:
 	rm -rf build

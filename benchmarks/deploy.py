@@ -7,8 +7,8 @@
 
 For NER (chapter 07's teacher and its layer_kd student) and MNIST (chapter 06's teacher and a
 distilled student), saves both models as bundles, exports the student to ONNX and int8
-(``course_lib.onnx_export.export_bundle``) and measures the four variants of
-``course_lib.deploy_table``: parameters, size on disk, test F1 or accuracy, CPU latency p50/p95
+(``course_lib.serve.onnx.export_bundle``) and measures the four variants of
+``course_lib.cases.deploy.table``: parameters, size on disk, test F1 or accuracy, CPU latency p50/p95
 at batch 1 and 32 on one thread, throughput. The goal checked: the int8 ONNX NER student answers
 ≥ 10× faster than the PyTorch teacher at batch 1 and loses ≤ 1 F1 point against the float student.
 ``--epochs`` / ``--student-epochs`` cap the NER recipes exactly as ``benchmarks/ner_kd.py`` does,
@@ -17,31 +17,18 @@ so the models it cached are reused.
 
 from __future__ import annotations
 
+import argparse
 import platform
-import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import onnxruntime
-import torch
 
+from course_lib.cases.deploy.bundles import DEPLOYED_NER_STUDENT, mnist_bundles, ner_bundles
+from course_lib.cases.deploy.table import DEPLOY_GOALS, VARIANTS, measure_deployment
+from course_lib.cases.ner.models import capped_recipes
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark, device_description
 from course_lib.data import load_mnist, load_msra
-from course_lib.deploy_models import DEPLOYED_NER_STUDENT, mnist_bundles, ner_bundles
-from course_lib.deploy_table import DEPLOY_GOALS, VARIANTS, measure_deployment
-from course_lib.ner_zoo import capped_recipes
-from course_lib.notebook import setup_notebook
-from course_lib.onnx_export import export_bundle
-from course_lib.results import (
-    benchmark_output,
-    benchmark_parser,
-    device_description,
-    replace_marked_block,
-    rewrite_readme_only,
-    save_benchmark,
-)
-
-README_START = "<!-- deploy:start -->"
-README_END = "<!-- deploy:end -->"
+from course_lib.serve.onnx import export_bundle
 
 
 def _size(size_bytes: int) -> str:
@@ -85,21 +72,8 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, payload: dict) -> None:
-    """Replace the block between the deploy markers of ``readme`` with :func:`readme_table`."""
-    replace_marked_block(readme, README_START, README_END, readme_table(payload))
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("deploy", __doc__.split("\n\n")[0], epoch_caps=True)
-    parser.add_argument("--latency-rounds", type=int, default=30)
-    args = parser.parse_args(argv)
-    out = benchmark_output(args, "deploy")
-    if rewrite_readme_only(args, out, update_readme):
-        return out
-
-    context = setup_notebook(args.mode, device=args.device)
-    start = time.perf_counter()
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Save the teachers and students as bundles, export the students, measure the four ways of serving each."""
     recipes = capped_recipes(args.mode, args.epochs, args.student_epochs)
     pairs = {
         "ner": ner_bundles(context, recipes={role: recipes[role] for role in ("teacher", DEPLOYED_NER_STUDENT)}),
@@ -110,34 +84,29 @@ def main(argv: list[str] | None = None) -> Path:
     for task, pair in pairs.items():
         export_bundle(pair.student)
         tables[task] = measure_deployment(pair, tests[task], rounds=args.latency_rounds)
-    wall = time.perf_counter() - start
-    payload = {
-        "benchmark": "deploy",
-        "mode": args.mode,
-        "epochs_cap": args.epochs,
-        "student_epochs_cap": args.student_epochs,
+        for variant, row in tables[task].rows.items():
+            print(f"{task:<6}{row.title:<28} {tables[task].score_name} {100 * row.score:6.2f}  "
+                  f"{row.size_bytes / 1e6:6.2f} MB  b1 {row.batch1.p50_ms:7.3f} ms  b32 {row.batch32.p50_ms:7.2f} ms  "
+                  f"{tables[task].speedup(variant):5.1f}×")
+    return {
         "trained_on": device_description(context.device, 2),
         "measured_on": device_description("cpu", 1),
         "python": platform.python_version(),
-        "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "latency_rounds": args.latency_rounds,
         "bundles": {task: {"teacher": pair.teacher.name, "student": pair.student.name} for task, pair in pairs.items()},
         "tasks": {task: table.to_dict() for task, table in tables.items()},
         "goal_targets": DEPLOY_GOALS,
-        "wall_seconds": round(wall, 1),
     }
-    save_benchmark(out, payload, args, update_readme)
-    for task, table in tables.items():
-        for variant, row in table.rows.items():
-            print(f"{task:<6}{row.title:<28} {table.score_name} {100 * row.score:6.2f}  {row.size_bytes / 1e6:6.2f} MB  "
-                  f"b1 {row.batch1.p50_ms:7.3f} ms  b32 {row.batch32.p50_ms:7.2f} ms  "
-                  f"{table.speedup(variant):5.1f}×")
-    for check in tables["ner"].goals():
-        print(f"{'met    ' if check.met else 'not met'} {check.goal}: {check.measured:.3f} (target {check.target:g})")
-    print(f"wall {wall:.1f} s; wrote {out}")
-    return out
+
+
+BENCHMARK = Benchmark("deploy", __doc__.split("\n\n")[0], readme_marker="deploy", readme_table=readme_table,
+                      epoch_caps=True, latency_rounds=30, threads=2)
+
+
+def main(argv: list[str] | None = None):
+    """Run the benchmark (see the module docstring)."""
+    return BENCHMARK.run(measure, argv)
 
 
 if __name__ == "__main__":

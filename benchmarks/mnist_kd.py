@@ -5,8 +5,8 @@
     .venv/bin/python benchmarks/mnist_kd.py --readme-only   # rewrite the README table from the JSON
 
 Trains (or loads from the course cache) the teacher and the two scratch students of
-``course_lib.mnist_zoo``, distils the 800-800 student at T=20 with and without jitter
-(``course_lib.mnist_kd.compare_students``) and writes every network's test errors and training
+``course_lib.cases.mnist.models``, distils the 800-800 student at T=20 with and without jitter
+(``course_lib.cases.mnist.distil.compare_students``) and writes every network's test errors and training
 time, the share of the teacher-student gap that distillation closes, the paper's figures, the
 total wall time and the device. The course's goal in full mode: the distilled student closes at
 least 80 % of the gap (the paper: 91 %).
@@ -14,28 +14,15 @@ least 80 % of the gap (the paper: 91 %).
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
-from pathlib import Path
+import argparse
 
-import torch
-
+from course_lib.cases.mnist.distil import PAPER_ERRORS, compare_students
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark
 from course_lib.data import load_mnist
-from course_lib.mnist_kd import PAPER_ERRORS, compare_students
-from course_lib.mnist_zoo import CPU_THREADS
-from course_lib.notebook import setup_notebook
-from course_lib.results import (
-    benchmark_output,
-    benchmark_parser,
-    device_description,
-    replace_marked_block,
-    rewrite_readme_only,
-    save_benchmark,
-)
+
 
 GOAL_GAP_CLOSED = 0.80
-README_START = "<!-- mnist-kd:start -->"
-README_END = "<!-- mnist-kd:end -->"
 ROW_NAMES = {
     "teacher": "teacher 1200-1200, dropout, jitter",
     "student_scratch": "student 800-800, labels only",
@@ -66,31 +53,14 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, payload: dict) -> None:
-    """Replace the block between the mnist-kd markers of ``readme`` with :func:`readme_table`."""
-    replace_marked_block(readme, README_START, README_END, readme_table(payload))
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("mnist_kd", __doc__.split("\n\n")[0])
-    parser.add_argument("--temperature", type=float, default=20.0)
-    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label term")
-    args = parser.parse_args(argv)
-    out = benchmark_output(args, "mnist_kd")
-    if rewrite_readme_only(args, out, update_readme):
-        return out
-
-    context = setup_notebook(args.mode, device=args.device)
-    start = time.perf_counter()
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Train (or load) the teacher and the scratch students, distil two students, tabulate all five."""
     comparison = compare_students(context, load_mnist(), temperature=args.temperature, alpha=args.alpha)
-    wall = time.perf_counter() - start
     gap = comparison.gap_closed
-    payload = {
-        "benchmark": "mnist_kd",
-        "mode": args.mode,
-        "device": device_description(context.device, CPU_THREADS),
-        "torch": torch.__version__,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    for name, row in comparison.rows.items():
+        print(f"{name:<26} {row['errors']:>5} errors  {row['seconds']:>8.1f} s")
+    print(f"gap closed {gap:.1%} (goal {GOAL_GAP_CLOSED:.0%})")
+    return {
         "temperature": comparison.temperature,
         "alpha": comparison.alpha,
         "rows": comparison.rows,
@@ -98,14 +68,22 @@ def main(argv: list[str] | None = None) -> Path:
         "goal_gap_closed": GOAL_GAP_CLOSED,
         "goal_met": gap >= GOAL_GAP_CLOSED,
         "paper": {"errors": PAPER_ERRORS, "gap_closed": round((146 - 74) / (146 - 67), 4)},
-        "wall_seconds": round(wall, 1),
         "note": "seconds of a cached network are those of the run that trained it",
     }
-    save_benchmark(out, payload, args, update_readme)
-    for name, row in comparison.rows.items():
-        print(f"{name:<26} {row['errors']:>5} errors  {row['seconds']:>8.1f} s")
-    print(f"gap closed {gap:.1%} (goal {GOAL_GAP_CLOSED:.0%}); wall {wall:.1f} s; wrote {out}")
-    return out
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--temperature", type=float, default=20.0)
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label term")
+
+
+BENCHMARK = Benchmark("mnist_kd", __doc__.split("\n\n")[0], readme_marker="mnist-kd", readme_table=readme_table,
+                      threads=2, options=_options)
+
+
+def main(argv: list[str] | None = None):
+    """Run the benchmark (see the module docstring)."""
+    return BENCHMARK.run(measure, argv)
 
 
 if __name__ == "__main__":

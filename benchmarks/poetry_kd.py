@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/poetry_kd.py --epochs 6     # every model capped at 6 epochs
     .venv/bin/python benchmarks/poetry_kd.py --readme-only  # rewrite the README table from the JSON
 
-Trains the teacher and the three students of ``course_lib.poetry_kd`` (labels only, word-level
+Trains the teacher and the three students of ``course_lib.cases.poetry`` (labels only, word-level
 and sequence-level distillation) on the five-character regulated verse of the Tang poems and
 measures each with ``compare_poetry``: test perplexity, the share of sampled poems in the form,
 the teacher's NLL of those samples, parameters, the CPU time to write a poem at batch 1. The JSON
@@ -15,30 +15,13 @@ comparison, the wall time and the device.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import argparse
 
+from course_lib.cases.poetry import POETRY_ROLES, compare_poetry, poetry_recipe
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.data import load_tang_poems
-from course_lib.notebook import setup_notebook
-from course_lib.poetry_kd import (
-    POETRY_CPU_THREADS,
-    POETRY_ROLES,
-    compare_poetry,
-    poetry_recipe,
-)
-from course_lib.results import (
-    benchmark_header,
-    benchmark_output,
-    benchmark_parser,
-    cap_epochs,
-    epoch_caps_text,
-    replace_marked_block,
-    rewrite_readme_only,
-    save_benchmark,
-)
-
-README_START = "<!-- poetry-kd:start -->"
-README_END = "<!-- poetry-kd:end -->"
+from course_lib.train.recipe import cap_epochs
 
 
 def readme_table(payload: dict) -> str:
@@ -70,41 +53,32 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, payload: dict) -> None:
-    """Replace the block between the poetry-kd markers of ``readme`` with :func:`readme_table`."""
-    replace_marked_block(readme, README_START, README_END, readme_table(payload))
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("poetry_kd", __doc__.split("\n\n")[0], epoch_caps=True)
-    parser.add_argument("--samples", type=int, default=500, help="poems sampled per model for the form check")
-    parser.add_argument("--latency-rounds", type=int, default=10)
-    args = parser.parse_args(argv)
-    out = benchmark_output(args, "poetry_kd")
-    if rewrite_readme_only(args, out, update_readme):
-        return out
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Train the teacher and the three students on the poems and measure each."""
     recipes = cap_epochs({role: poetry_recipe(role, args.mode) for role in POETRY_ROLES}, args.epochs,
                          args.student_epochs)
-    context = setup_notebook(args.mode, device=args.device)
-    start = time.perf_counter()
     comparison = compare_poetry(context, corpus=load_tang_poems(), recipes=recipes, samples=args.samples,
                                 latency_rounds=args.latency_rounds)
-    wall = time.perf_counter() - start
-    payload = {
-        **benchmark_header("poetry_kd", args, context.device, POETRY_CPU_THREADS),
-        "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
-        "latency_rounds": args.latency_rounds,
-        **comparison.to_dict(),
-        "wall_seconds": round(wall, 1),
-    }
-    save_benchmark(out, payload, args, update_readme)
-    for role, row in comparison.rows.items():
+    for row in comparison.rows.values():
         print(f"{row.title:<40} ppl {row.test_perplexity:7.1f}  in form {100 * row.in_form:5.1f} %  "
               f"teacher NLL {row.teacher_nll:5.2f}  {row.parameters:>9,} params  {row.ms_per_poem:6.1f} ms  "
               f"{row.train_seconds:7.1f} s")
         print(f"    {row.examples[0]}")
-    print(f"wall {wall:.1f} s; wrote {out}")
-    return out
+    return {"recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
+            "latency_rounds": args.latency_rounds, **comparison.to_dict()}
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", type=int, default=500, help="poems sampled per model for the form check")
+
+
+BENCHMARK = Benchmark("poetry_kd", __doc__.split("\n\n")[0], readme_marker="poetry-kd", readme_table=readme_table,
+                      epoch_caps=True, latency_rounds=10, threads=2, options=_options)
+
+
+def main(argv: list[str] | None = None):
+    """Run the benchmark (see the module docstring)."""
+    return BENCHMARK.run(measure, argv)
 
 
 if __name__ == "__main__":

@@ -6,32 +6,21 @@
 
 Trains (or loads from the course cache) the demo Transformer tagger of the mode and a BiLSTM
 with about as many parameters on the same sentences with the same recipe, and measures both
-with ``course_lib.rnn_vs_transformer.compare_rnn_transformer``: seqeval F1 on the official test
+with ``course_lib.cases.ner.rnn_vs_transformer.compare_rnn_transformer``: seqeval F1 on the official test
 split (overall and per type) and the latency of one sentence of 8, 32 and 128 characters at
 batch 1 on one CPU thread.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import time
-from pathlib import Path
 
+from course_lib.cases.ner.demo import demo_recipe
+from course_lib.cases.ner.rnn_vs_transformer import compare_rnn_transformer
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark
 from course_lib.data import load_msra
-from course_lib.notebook import setup_notebook
-from course_lib.pretrained import demo_recipe
-from course_lib.results import (
-    benchmark_header,
-    benchmark_output,
-    benchmark_parser,
-    replace_marked_block,
-    rewrite_readme_only,
-    save_benchmark,
-)
-from course_lib.rnn_vs_transformer import compare_rnn_transformer
-
-README_START = "<!-- rnn-vs-transformer:start -->"
-README_END = "<!-- rnn-vs-transformer:end -->"
 
 
 def readme_table(payload: dict) -> str:
@@ -59,39 +48,29 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, payload: dict) -> None:
-    """Replace the block between the rnn-vs-transformer markers of ``readme`` with :func:`readme_table`."""
-    replace_marked_block(readme, README_START, README_END, readme_table(payload))
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = benchmark_parser("rnn_vs_transformer", __doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=None, help="cap both models' epochs (e.g. for a CPU)")
-    parser.add_argument("--latency-rounds", type=int, default=30)
-    args = parser.parse_args(argv)
-    out = benchmark_output(args, "rnn_vs_transformer")
-    if rewrite_readme_only(args, out, update_readme):
-        return out
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Load (or train) the demo Transformer and the BiLSTM and measure both the same way."""
     recipe = demo_recipe(args.mode)
     if args.epochs is not None:
-        recipe = dataclasses.replace(recipe, epochs=min(recipe.epochs, args.epochs))
-    context = setup_notebook(args.mode, device=args.device)
-    start = time.perf_counter()
+        recipe = dataclasses.replace(recipe, epochs=min(recipe.epochs, max(1, args.epochs)))
     comparison = compare_rnn_transformer(context, corpus=load_msra(), recipe=recipe, latency_rounds=args.latency_rounds)
-    wall = time.perf_counter() - start
-    payload = {
-        **benchmark_header("rnn_vs_transformer", args, context.device, 1),
-        **comparison.to_dict(),
-        "latency_rounds": args.latency_rounds,
-        "wall_seconds": round(wall, 1),
-        "note": "train_seconds of a cached model are those of the run that trained it (one CPU thread)",
-    }
-    save_benchmark(out, payload, args, update_readme)
-    print(readme_table(payload))
-    print(f"wall {wall:.1f} s; wrote {out}")
-    return out
+    for name, row in comparison.rows.items():
+        print(f"{name:<12} F1 {100 * row.test_f1:5.1f}  {row.parameters:>9,} params  {row.train_seconds:7.1f} s")
+    return {**comparison.to_dict(), "latency_rounds": args.latency_rounds,
+            "note": "train_seconds of a cached model are those of the run that trained it (one CPU thread)"}
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=None, help="cap both models' epochs (e.g. for a CPU)")
+
+
+BENCHMARK = Benchmark("rnn_vs_transformer", __doc__.split("\n\n")[0], readme_marker="rnn-vs-transformer",
+                      readme_table=readme_table, latency_rounds=30, options=_options)
+
+
+def main(argv: list[str] | None = None):
+    """Run the benchmark (see the module docstring)."""
+    return BENCHMARK.run(measure, argv)
 
 
 if __name__ == "__main__":

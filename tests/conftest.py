@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from course_lib.notebook import CourseContext
+from course_lib.context import CourseContext
 
 
 @pytest.fixture
@@ -46,17 +46,17 @@ def context() -> CourseContext:
 def tiny_deploy_pairs(tmp_path_factory):
     """Tiny NER and MNIST teacher/student bundle pairs with ONNX exports, trained on real data in a private cache."""
     from course_lib.data import load_mnist, load_msra
-    from course_lib.deploy_models import mnist_bundles, ner_bundles
-    from course_lib.mnist_zoo import MnistRecipe
-    from course_lib.ner_zoo import NerRecipe
-    from course_lib.onnx_export import export_bundle
+    from course_lib.cases.deploy.bundles import mnist_bundles, ner_bundles
+    from course_lib.cases.mnist.models import MnistRecipe
+    from course_lib.cases.ner.tagger import TaggerRecipe
+    from course_lib.serve.onnx import export_bundle
 
     corpus, mnist = load_msra(), load_mnist()  # from the data cache; the models go to a private one
     context = CourseContext(mode="fast", device=torch.device("cpu"), seed=0)
     shared = dict(train_sentences=150, epochs=1, batch_size=16)
     ner_recipes = {
-        "teacher": NerRecipe(d_model=32, num_heads=2, num_layers=2, d_ff=64, **shared),
-        "layer_kd": NerRecipe(d_model=8, num_heads=2, num_layers=1, d_ff=16, method="layers", **shared),
+        "teacher": TaggerRecipe(d_model=32, num_heads=2, num_layers=2, d_ff=64, **shared),
+        "layer_kd": TaggerRecipe(d_model=8, num_heads=2, num_layers=1, d_ff=16, method="layers", **shared),
     }
     mnist_recipes = {
         "teacher": MnistRecipe(hidden=(64, 64), train_size=2000, epochs=1),

@@ -1,7 +1,7 @@
 """Real course data, offline-first: MNIST, MSRA NER and news sentiment from PyPI packages, Tang poetry from npm."""
 
 from course_lib.data.augment import JitteredBatches, jitter
-from course_lib.data.batching import BUCKET_POOL, LengthBucketSampler, bucketed_ner_loader
+from course_lib.data.batching import BUCKET_POOL, LengthBucketSampler, bucketed_ner_loader, lm_batch
 from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
 from course_lib.data.inews import INEWS_LABELS, NewsCorpus, NewsItem, load_inews
 from course_lib.data.mnist import MnistData, load_mnist, mnist_tensors, read_idx
@@ -15,6 +15,7 @@ from course_lib.data.msra import (
     NerDataset,
     Sentence,
     collate_ner,
+    extract_entities,
     load_msra,
     ner_loader,
     read_bio_file,
@@ -24,12 +25,12 @@ from course_lib.data.npm import NpmPackage, npm_tarball
 from course_lib.data.poetry import Poem, PoetryCorpus, is_regulated_pentasyllabic, load_tang_poems
 
 __all__ = [
-    "BUCKET_POOL", "LengthBucketSampler", "bucketed_ner_loader",
+    "BUCKET_POOL", "LengthBucketSampler", "bucketed_ner_loader", "lm_batch",
     "CACHE_ENV", "OFFLINE_ENV", "DataError", "cache_dir",
     "MnistData", "load_mnist", "mnist_tensors", "read_idx",
     "JitteredBatches", "jitter",
     "ID2LABEL", "IGNORE_INDEX", "LABEL2ID", "LABELS", "CharVocab", "NerCorpus", "NerDataset",
-    "Sentence", "collate_ner", "load_msra", "ner_loader", "read_bio_file", "split_official",
+    "Sentence", "collate_ner", "extract_entities", "load_msra", "ner_loader", "read_bio_file", "split_official",
     "INEWS_LABELS", "NewsCorpus", "NewsItem", "load_inews",
     "NpmPackage", "npm_tarball",
     "Poem", "PoetryCorpus", "is_regulated_pentasyllabic", "load_tang_poems",

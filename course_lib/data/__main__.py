@@ -1,6 +1,7 @@
 """``python -m course_lib.data``: fill the data cache (used by ``make data``)."""
 
 from course_lib.data import cache_dir, load_mnist, load_msra
+from course_lib.data.fonts import cjk_font_family
 
 
 def main() -> None:
@@ -8,8 +9,6 @@ def main() -> None:
     print(f"data cache: {cache_dir()}")
     print(f"  MNIST    : {load_mnist()!r}")
     print(f"  MSRA NER : {load_msra()!r}")
-    from course_lib.explorers import cjk_font_family
-
     print(f"  CJK font : {cjk_font_family()} (labels of the attention heatmaps)")
 
 

@@ -1,4 +1,6 @@
-"""Length-bucketed batches: sentences of similar length share a batch, so little compute goes to padding.
+"""Batches of text: length buckets for taggers, shifted sequences for language models.
+
+Length-bucketed batches: sentences of similar length share a batch, so little compute goes to padding.
 
 MSRA sentences run from 1 to over 500 characters (median about 40). A random batch of 64 is
 padded to its longest sentence, so most of its positions are padding; batching by length cuts
@@ -13,9 +15,10 @@ import math
 from collections.abc import Iterator, Sequence
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from course_lib.data.msra import CharVocab, NerDataset, Sentence, collate_ner
+from course_lib.data.msra import IGNORE_INDEX, CharVocab, NerDataset, Sentence, collate_ner
 
 BUCKET_POOL = 50  # batches per sorting pool
 
@@ -60,3 +63,21 @@ def bucketed_ner_loader(
     dataset = NerDataset(sentences, vocab, max_len=max_len)
     sampler = LengthBucketSampler([len(s) for s in sentences], batch_size, seed=seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_ner)
+
+
+def lm_batch(sequences: Sequence[Sequence[int]], bos_id: int, eos_id: int, pad_id: int = 0) -> dict[str, Tensor]:
+    """Padded language-model batch: ``<s> seq`` as ``input_ids``, ``seq </s>`` as ``labels`` (chapter 09).
+
+    ``mask`` is True on real input positions; padded label positions are ``IGNORE_INDEX``.
+    """
+    if not sequences:
+        raise ValueError("cannot build a batch of no sequences")
+    width = max(len(seq) for seq in sequences) + 1
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        seq = list(seq)
+        input_ids[row, : len(seq) + 1] = torch.tensor([bos_id, *seq], dtype=torch.long)
+        labels[row, : len(seq) + 1] = torch.tensor([*seq, eos_id], dtype=torch.long)
+    mask = labels != IGNORE_INDEX
+    return {"input_ids": input_ids, "labels": labels, "mask": mask}

@@ -260,3 +260,31 @@ def ner_loader(
         collate_fn=collate_ner,
         generator=generator,
     )
+
+
+def extract_entities(
+    chars: Sequence[str], tags: Sequence[str]
+) -> list[tuple[str, str, int, int]]:
+    """Entities in a BIO-tagged sentence as (text, type, start, end) with ``end`` exclusive.
+
+    Follows the conlleval convention (seqeval's default mode): an ``I-X`` that does not
+    continue an entity of type X starts a new one.
+    """
+    if len(chars) != len(tags):
+        raise ValueError(f"need one tag per character, got {len(chars)} chars and {len(tags)} tags")
+    entities: list[tuple[str, str, int, int]] = []
+    start, kind = None, None
+    for position, tag in enumerate([*tags, "O"]):
+        if tag == "O":
+            prefix, tag_type = "O", None
+        elif len(tag) > 2 and tag[:2] in ("B-", "I-"):
+            prefix, tag_type = tag[0], tag[2:]
+        else:
+            raise ValueError(f"tag {tag!r} at position {position} is not 'O', 'B-TYPE' or 'I-TYPE'")
+        continues = prefix == "I" and tag_type == kind
+        if start is not None and not continues:
+            entities.append(("".join(chars[start:position]), kind, start, position))
+            start, kind = None, None
+        if prefix in ("B", "I") and not continues:
+            start, kind = position, tag_type
+    return entities

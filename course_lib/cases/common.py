@@ -1,0 +1,104 @@
+"""What every case shares: a table of roles, recipes per mode, a teacher before its students, a measured table (chapter 06).
+
+A case (MNIST, NER, news, poetry) is data, recipes and models. Its roles — the teacher and the
+students, each with a title and a distillation method — are one :data:`Roles` table; its recipes
+come from a teacher's shape and budget per mode and a student's shape
+(:func:`role_recipe`); :func:`teacher_then_students` trains the teacher first and hands it to every
+student; :func:`batch1_latency` times every model the same way on one CPU thread; :func:`rounded`
+writes the measured rows into a results file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from torch import nn
+
+from course_lib.context import check_mode
+from course_lib.train.fit import Trained
+from course_lib.train.latency import interleaved_latency
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Role:
+    """One model of a case: its name, its title in tables, and the distillation method it learns by (chapter 06)."""
+
+    name: str
+    title: str
+    method: str = "labels"
+
+
+Roles = dict[str, Role]
+
+
+def roles(*table: Role) -> Roles:
+    """The roles of a case in table order, keyed by name; the first is the teacher (chapter 06)."""
+    return {role.name: role for role in table}
+
+
+def check_role(role: object, table: Roles, *, students_only: bool = False) -> Role:
+    """The :class:`Role` named ``role`` in ``table``, or a ValueError listing the names it may take (chapter 06)."""
+    names = list(table)[1:] if students_only else list(table)
+    if role not in names:
+        what = "the students " if students_only else ""
+        raise ValueError(f"role must be one of {what}{tuple(names)}, got {role!r}")
+    return table[role]  # type: ignore[index]
+
+
+def role_recipe(recipe_class: Callable[..., R], table: Roles, role: str, mode: str,
+                teacher: Mapping[str, Mapping[str, Any]], student: Mapping[str, Mapping[str, Any]],
+                shared: tuple[str, ...], **fixed: Any) -> R:
+    """The recipe of ``role`` in ``mode``: the teacher's shape and budget, or a student's shape on the teacher's budget.
+
+    ``teacher[mode]`` and ``student[mode]`` hold the fields of each; every student takes the fields
+    named in ``shared`` (data, epochs …) from the teacher, and its table's method; ``fixed``
+    applies to all (chapter 06).
+    """
+    check_mode(mode)
+    method = check_role(role, table).method
+    teacher_fields = dict(teacher[mode])
+    if role == next(iter(table)):
+        return recipe_class(**teacher_fields, **fixed)
+    budget = {key: teacher_fields[key] for key in shared if key in teacher_fields}
+    return recipe_class(**{**student[mode], **budget, **fixed}, method=method)
+
+
+def teacher_then_students(table: Roles, train: Callable[[str, Trained | None], Trained]) -> dict[str, Trained]:
+    """``train(role, teacher)`` for every role of ``table``: the teacher first (with None), then each student (chapter 06)."""
+    names = list(table)
+    trained = {names[0]: train(names[0], None)}
+    for name in names[1:]:
+        trained[name] = train(name, trained[names[0]])
+    return trained
+
+
+def batch1_latency(models: Mapping[str, nn.Module], call: Callable[[nn.Module], Any], rounds: int,
+                   seconds_per_round: float = 0.05) -> dict[str, float]:
+    """Milliseconds per call of ``call(model)`` at batch 1 for each model, timed in turn on one CPU thread (chapter 06).
+
+    Every model is copied to the CPU first (a GPU-trained model is served on a CPU too); each keeps
+    the median of its quietest round (:func:`~course_lib.train.latency.interleaved_latency`).
+    """
+    on_cpu = {name: copy.deepcopy(model).cpu().eval() for name, model in models.items()}
+    timed = interleaved_latency({name: ((lambda m=model: call(m)), 1) for name, model in on_cpu.items()},
+                                rounds=rounds, seconds_per_round=seconds_per_round, threads=1)
+    return {name: stats.p50_ms for name, stats in timed.items()}
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """``value`` as plain JSON data with every float rounded to ``digits`` decimals (dataclasses become dicts) (chapter 06)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, Mapping):
+        return {key: rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(item, digits) for item in value]
+    return value

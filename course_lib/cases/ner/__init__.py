@@ -1,0 +1,1 @@
+"""MSRA named-entity recognition (chapters 02–04, 07, 10): taggers, the teacher, its students, the comparisons."""

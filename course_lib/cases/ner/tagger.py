@@ -1,0 +1,107 @@
+"""One recipe and one training path for every MSRA tagger of the course: demo taggers, the teacher, its students.
+
+:class:`TaggerRecipe` is the shape of a character-level Transformer tagger, the sentences it
+learns from and, for a student, how it learns from its teacher. :func:`fit_tagger` trains any
+model that tags ``collate_ner`` batches — a :class:`~course_lib.nn.transformer.TokenTagger`, a
+BiLSTM, a cascade, a student under a distillation loss — with the recipe's budget, keeping the
+epoch with the best dev F1. Sentences of similar length share a batch (``bucketed_ner_loader``),
+so little time goes into padding. The caller owns the vocabulary: students read text exactly as
+their teacher does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from course_lib import checks
+from course_lib.data import CharVocab, NerCorpus, Sentence, bucketed_ner_loader, ner_loader
+from course_lib.data.msra import MSRA_SOURCE
+from course_lib.kd.methods import DistillRecipe
+from course_lib.nn.positional import POSITIONAL_KINDS
+from course_lib.nn.transformer import TransformerShape
+from course_lib.train.fit import Trained, fit
+from course_lib.train.loop import LossFn
+from course_lib.train.tagging import evaluate_tagger, tagger_loss
+
+MSRA_DIGEST = MSRA_SOURCE.sha256
+"""What a cached tagger's data is keyed by: the sha256 of the MSRA file it was trained on."""
+
+
+@dataclass(frozen=True)
+class TaggerRecipe(DistillRecipe, TransformerShape):
+    """A tagger's shape, data and optimisation, and (for a student) how it learns (chapters 02–07).
+
+    ``train_sentences`` counts sentences from the start of the MSRA training split (``None``: all
+    of them); dev F1 is always measured on the whole dev split. ``vocab_min_freq`` is how often a
+    character must occur in the training sentences to get its own id.
+    """
+
+    epochs: int = 1
+    lr: float = 5e-3
+    warmup_fraction: float = 0.1
+    dropout: float = 0.0
+    train_sentences: int | None = 24_000
+    vocab_min_freq: int = 1
+
+    def check(self) -> None:
+        super().check()
+        checks.one_of("positional", self.positional, POSITIONAL_KINDS)
+        checks.optional_positive_int("train_sentences", self.train_sentences)
+        checks.positive_int("vocab_min_freq", self.vocab_min_freq)
+        self.model_config(2)
+
+
+def training_sentences(corpus: NerCorpus, recipe: TaggerRecipe) -> list[Sentence]:
+    """The training sentences of ``recipe``: the first ``train_sentences`` of the train split (None: all) (chapter 07)."""
+    if recipe.train_sentences is None:
+        return list(corpus.train)
+    if recipe.train_sentences > len(corpus.train):
+        raise ValueError(f"recipe.train_sentences={recipe.train_sentences} exceeds the {len(corpus.train):,} training "
+                         "sentences; use a smaller number or None for all of them")
+    return list(corpus.train[: recipe.train_sentences])
+
+
+def tagger_vocab(corpus: NerCorpus, recipe: TaggerRecipe) -> CharVocab:
+    """The character vocabulary of ``recipe``'s training sentences (chapter 04)."""
+    return CharVocab.build(training_sentences(corpus, recipe), min_freq=recipe.vocab_min_freq)
+
+
+def fit_tagger(
+    model: nn.Module,
+    recipe: TaggerRecipe,
+    train_sentences: Sequence[Sentence],
+    dev_sentences: Sequence[Sentence],
+    vocab: CharVocab,
+    *,
+    loss_fn: LossFn = tagger_loss,
+    param_groups: list[dict[str, Any]] | None = None,
+    extra_parameters: Iterable[nn.Parameter] = (),
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    desc: str = "tagger",
+) -> Trained:
+    """Train ``model`` on ``train_sentences`` with ``recipe``; keep the epoch with the best dev F1 (chapter 04).
+
+    ``metrics`` holds ``dev_f1`` (the best) and ``dev_curve`` (after each epoch). ``param_groups``
+    and ``extra_parameters`` go to the optimiser (:func:`course_lib.train.fit.build_optimizer`).
+    The caller seeds ``torch`` before building the model; the batches are shuffled with ``recipe.seed``.
+    """
+    if not isinstance(vocab, CharVocab):
+        raise TypeError(f"vocab must be a CharVocab, got {type(vocab).__name__}")
+    if not train_sentences or not dev_sentences:
+        raise ValueError(f"need training and dev sentences, got {len(train_sentences)} and {len(dev_sentences)}")
+    train_loader = bucketed_ner_loader(train_sentences, vocab, recipe.batch_size, seed=recipe.seed,
+                                       max_len=recipe.max_len)
+    dev_loader = ner_loader(dev_sentences, vocab, batch_size=128, shuffle=False, max_len=recipe.max_len)
+    trained = fit(model, train_loader, recipe, loss_fn=loss_fn, dev_loader=dev_loader, evaluate_fn=evaluate_tagger,
+                  monitor="f1", param_groups=param_groups, extra_parameters=extra_parameters, device=device,
+                  progress=progress, desc=desc)
+    trained.metrics = {"dev_f1": float(trained.history.best_score),
+                       "dev_curve": [float(record.dev["f1"]) for record in trained.history.epochs]}
+    trained.vocab = vocab
+    return trained

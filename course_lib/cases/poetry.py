@@ -1,0 +1,284 @@
+"""Case 2 of the lecture deck (文本生成 · text generation): distilling a Tang-poetry language model.
+
+A character-level language model (:class:`course_lib.nn.char_lm.CharLM`) learns five-character
+regulated verse (五言律诗: four couplets of 5 + 5 characters) from the Tang poems of
+``course_lib.data.load_tang_poems``. One teacher and three students of one tiny shape, all
+trained on the same poems for the same number of epochs:
+
+- ``scratch``: the real next character only;
+- ``word_kd``: *word-level* distillation (Kim & Rush 2016's name for Hinton's loss applied to
+  every position): ``alpha`` on the real next character, ``1 - alpha`` on ``T**2`` times the KL
+  to the teacher's next-character distribution;
+- ``sequence_kd``: *sequence-level* distillation (Kim & Rush 2016): the student learns, with the
+  plain next-character loss, from poems the **teacher wrote** — as many as there are real
+  training poems, sampled at a temperature below 1 so that they lean towards the teacher's most
+  likely poems, as the paper's beam search does.
+
+What is measured for each model: the perplexity of the real test poems; the share of sampled
+poems (temperature 1, the model's own distribution) that keep the form, checked by
+:func:`course_lib.data.is_regulated_pentasyllabic`; how plausible the teacher finds those
+samples (its mean negative log-likelihood per character); parameters; and the time to write
+one poem at batch 1 on one CPU thread with the key/value cache (on a GPU machine too: the
+students are meant to be served on a CPU).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from course_lib import checks
+from course_lib.cases.common import Role, batch1_latency, role_recipe, roles, rounded, teacher_then_students
+from course_lib.context import CourseContext, context_mode_and_device
+from course_lib.data import CharVocab, is_regulated_pentasyllabic, lm_batch, load_tang_poems
+from course_lib.data.poetry import Poem, PoetryCorpus
+from course_lib.kd.methods import DistillRecipe, setup_method
+from course_lib.nn.char_lm import CharLM, sample
+from course_lib.nn.transformer import TransformerShape, count_parameters
+from course_lib.train.fit import Trained, fit
+from course_lib.train.tagging import tagger_loss, token_nll
+
+POETRY_ROLES = roles(
+    Role("teacher", "teacher"),
+    Role("scratch", "(a) student, real poems only"),
+    Role("word_kd", "(b) student, word-level KD", "logits"),
+    Role("sequence_kd", "(c) student, sequence-level KD", "sequence_kd"),
+)
+BOS, EOS = "<s>", "</s>"
+MAX_LEN = 64  # positions: <s> and the 48 characters of a poem, with room to spare for samples
+# Kim & Rush 2016, Table 1 (WMT 2014 English→German, greedy decoding, BLEU): a 4×1000 teacher and
+# 2×500 students trained on the references (no KD), with word-level KD, and with sequence-level KD.
+KIM_RUSH_2016 = {"teacher": 17.7, "no_kd": 14.7, "word_kd": 15.4, "sequence_kd": 18.9}
+
+
+@dataclass(frozen=True)
+class PoetryRecipe(DistillRecipe, TransformerShape):
+    """Shape, data and optimisation of one poetry language model, and how it learns (chapter 09).
+
+    ``method`` is "labels" (the real poems), "logits" (word-level distillation: Hinton's loss at
+    every position at ``temperature``, ``alpha`` on the real next character) or "sequence_kd"
+    (the real next-character loss on poems the teacher sampled at ``teacher_sampling_temperature``).
+    ``train_poems`` counts poems from the start of the training split (None: all of them). A
+    character must occur ``vocab_min_freq`` times in the teacher's poems to get its own id (rarer
+    ones read as ``<unk>``). The next-character loss is a tagging loss: each position's tag is the
+    character that follows it.
+    """
+
+    max_len: int = MAX_LEN
+    epochs: int = 10
+    batch_size: int = 64
+    warmup_fraction: float = 0.05
+    threads: int = 2
+    train_poems: int | None = None
+    teacher_sampling_temperature: float = 0.7
+    vocab_min_freq: int = 2
+
+    def check(self) -> None:
+        super().check()
+        self.model_config(2)
+        checks.optional_positive_int("train_poems", self.train_poems)
+        checks.positive_number("teacher_sampling_temperature", self.teacher_sampling_temperature)
+        checks.positive_int("vocab_min_freq", self.vocab_min_freq)
+
+    def model_config(self, vocab_size: int, **extra: Any) -> Any:
+        """The causal Transformer of this recipe over a vocabulary of ``vocab_size`` tokens."""
+        return super().model_config(vocab_size, causal=True, **extra)
+
+
+_TEACHER = {
+    "fast": dict(d_model=64, num_heads=4, num_layers=2, d_ff=256, train_poems=3_000, epochs=3, lr=3e-3),
+    "full": dict(d_model=96, num_heads=4, num_layers=3, d_ff=384, train_poems=None, epochs=8, lr=2e-3),
+}
+_TINY = {
+    "fast": dict(d_model=32, num_heads=2, num_layers=1, d_ff=64, lr=5e-3),
+    "full": dict(d_model=32, num_heads=4, num_layers=2, d_ff=128, lr=5e-3),
+}
+
+
+def poetry_recipe(role: str, mode: str) -> PoetryRecipe:
+    """The course's recipe for ``role`` in ``mode``; every student gets the teacher's poems and epochs (chapter 09)."""
+    return role_recipe(PoetryRecipe, POETRY_ROLES, role, mode, _TEACHER, _TINY, ("train_poems", "epochs"))
+
+
+def poem_vocab(poems: Sequence[Poem], min_freq: int = 1) -> CharVocab:
+    """The characters of ``poems`` seen ``min_freq`` times, after ``<pad>``, ``<unk>``, ``<s>``, ``</s>`` (chapter 09)."""
+    if not poems:
+        raise ValueError("poems is empty: a vocabulary needs at least one poem")
+    return CharVocab.from_texts((poem.text for poem in poems), min_freq=min_freq, specials=(BOS, EOS))
+
+
+def _loader(sequences: Sequence[Sequence[int]], vocab: CharVocab, batch_size: int, shuffle: bool,
+            seed: int) -> DataLoader:
+    bos, eos = vocab.index(BOS), vocab.index(EOS)
+    return DataLoader(list(sequences), batch_size=batch_size, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(seed),
+                      collate_fn=lambda rows: lm_batch(rows, bos, eos, vocab.pad_id))
+
+
+def _perplexity(model: nn.Module, loader: DataLoader) -> dict[str, float]:
+    """Dev metrics of a language model: perplexity and NLL per token."""
+    nll = token_nll(model, loader, device=next(model.parameters()).device)
+    return {"perplexity": math.exp(nll), "nll": nll}
+
+
+def _banned(vocab: CharVocab) -> tuple[int, ...]:
+    """Tokens a sampler must never draw: padding, ``<unk>`` and ``<s>``."""
+    return vocab.pad_id, vocab.unk_id, vocab.index(BOS)
+
+
+def _sample(model: CharLM, vocab: CharVocab, count: int, temperature: float, seed: int,
+            device: torch.device) -> list[list[int]]:
+    return sample(model, count, bos_id=vocab.index(BOS), eos_id=vocab.index(EOS), max_new_tokens=MAX_LEN - 1,
+                  temperature=temperature, seed=seed, banned_ids=_banned(vocab), device=device)
+
+
+def _decode(vocab: CharVocab, ids: Sequence[int]) -> str:
+    return "".join(vocab.id_to_token(i) for i in ids)
+
+
+def train_poetry_model(
+    role: str,
+    recipe: PoetryRecipe,
+    corpus: PoetryCorpus,
+    vocab: CharVocab,
+    *,
+    teacher: CharLM | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Trained:
+    """Train the model of ``role`` with ``recipe``; the students of "logits" and "sequence_kd" need ``teacher`` (chapter 09).
+
+    The epoch with the lowest dev perplexity (real dev poems) is kept; ``metrics`` holds the
+    ``dev_curve`` and, for sequence-level KD, how many poems the teacher wrote and how many keep
+    the form.
+    """
+    device = torch.device(device)
+    if recipe.train_poems is not None and recipe.train_poems > len(corpus.train):
+        raise ValueError(f"recipe.train_poems={recipe.train_poems} exceeds the {len(corpus.train):,} training poems")
+    if recipe.method != "labels" and teacher is None:
+        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
+    sequences = [vocab.encode(poem.text) for poem in corpus.train[: recipe.train_poems]]
+    metrics: dict[str, Any] = {}
+    if recipe.method == "sequence_kd":
+        written = _sample(teacher, vocab, len(sequences), recipe.teacher_sampling_temperature, recipe.seed + 1, device)
+        metrics["teacher_written_poems"] = len(written)
+        metrics["teacher_written_in_form"] = round(
+            sum(is_regulated_pentasyllabic(_decode(vocab, ids)) for ids in written) / len(written), 4)
+        sequences = written
+    torch.manual_seed(recipe.seed)
+    model = CharLM(recipe.model_config(len(vocab)))
+    setup = setup_method(recipe, student=model, teacher=teacher and teacher.to(device), task_loss=tagger_loss)
+    dev_sequences = [vocab.encode(poem.text) for poem in corpus.dev]
+    trained = fit(model, _loader(sequences, vocab, recipe.batch_size, shuffle=True, seed=recipe.seed), recipe,
+                  loss_fn=setup.loss_fn, dev_loader=_loader(dev_sequences, vocab, 256, shuffle=False, seed=0),
+                  evaluate_fn=_perplexity, monitor="perplexity", mode="min", device=device, progress=progress,
+                  desc=POETRY_ROLES[role].title)
+    trained.metrics = {"dev_curve": [float(r.dev["perplexity"]) for r in trained.history.epochs], **metrics}
+    trained.vocab = vocab
+    return trained
+
+
+@dataclass
+class PoetryRow:
+    """One model of the comparison, measured on the test poems and on its own samples (chapter 09)."""
+
+    role: str
+    title: str
+    parameters: int
+    test_perplexity: float
+    in_form: float
+    teacher_nll: float
+    distinct: float
+    ms_per_poem: float
+    train_seconds: float
+    dev_curve: list[float]
+    examples: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PoetryComparison:
+    """Every row of the comparison, the sampling set-up, and the models themselves (not serialised) (chapter 09)."""
+
+    mode: str
+    rows: dict[str, PoetryRow]
+    samples: int
+    vocab_size: int
+    train_poems: int
+    test_poems: int
+    models: dict[str, Trained] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The measured part as a plain dict (the models are left out)."""
+        return {"mode": self.mode, "samples": self.samples, "vocab_size": self.vocab_size,
+                "train_poems": self.train_poems, "test_poems": self.test_poems,
+                "rows": {role: rounded(row) for role, row in self.rows.items()}, "kim_rush_2016": KIM_RUSH_2016}
+
+
+def _poem_steps(model: CharLM, vocab: CharVocab, steps: int, device: torch.device):
+    """A call that writes ``steps`` characters greedily at batch 1 with the key/value cache (for timing)."""
+    start = torch.full((1, 1), vocab.index(BOS), dtype=torch.long, device=device)
+
+    def write() -> None:
+        current, cache = start, None
+        for _ in range(steps):
+            logits, cache = model.step(current, cache)
+            current = logits.argmax(dim=-1, keepdim=True)
+
+    return write
+
+
+def compare_poetry(
+    context: CourseContext,
+    *,
+    corpus: PoetryCorpus | None = None,
+    recipes: dict[str, PoetryRecipe] | None = None,
+    samples: int = 500,
+    latency_rounds: int = 10,
+    progress: bool = True,
+) -> PoetryComparison:
+    """Train the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
+    mode, device = context_mode_and_device(context)
+    corpus = corpus or load_tang_poems()
+    recipes = recipes or {role: poetry_recipe(role, mode) for role in POETRY_ROLES}
+    missing = [role for role in POETRY_ROLES if role not in recipes]
+    if missing:
+        raise ValueError(f"recipes needs every role {tuple(POETRY_ROLES)}; missing {missing}")
+    if any(recipes[role].train_poems != recipes["teacher"].train_poems for role in POETRY_ROLES):
+        raise ValueError("every student must learn from the teacher's poems: give all recipes the same train_poems")
+    train_poems = corpus.train[: recipes["teacher"].train_poems]
+    vocab = poem_vocab(train_poems, recipes["teacher"].vocab_min_freq)
+    trained = teacher_then_students(POETRY_ROLES, lambda role, teacher: train_poetry_model(
+        role, recipes[role], corpus, vocab, teacher=teacher and teacher.model, device=device, progress=progress))
+    teacher = trained["teacher"].model
+    test_sequences = [vocab.encode(poem.text) for poem in corpus.test]
+    steps = len(test_sequences[0]) + 1
+    cpu = torch.device("cpu")
+    latency = batch1_latency({role: model_of.model for role, model_of in trained.items()},
+                             lambda model: _poem_steps(model, vocab, steps, cpu)(), latency_rounds, seconds_per_round=0.2)
+    rows = {}
+    for role, model_of in trained.items():
+        written = _sample(model_of.model, vocab, samples, 1.0, seed=1234, device=device)
+        texts = [_decode(vocab, ids) for ids in written]
+        rows[role] = PoetryRow(
+            role=role,
+            title=POETRY_ROLES[role].title,
+            parameters=count_parameters(model_of.model),
+            test_perplexity=math.exp(token_nll(model_of.model, _loader(test_sequences, vocab, 256, False, 0), device)),
+            in_form=sum(map(is_regulated_pentasyllabic, texts)) / len(texts),
+            teacher_nll=token_nll(teacher, _loader(list(written), vocab, 256, False, 0), device),
+            distinct=len(set(texts)) / len(texts),
+            ms_per_poem=latency[role],
+            train_seconds=model_of.seconds,
+            dev_curve=model_of.metrics["dev_curve"],
+            examples=texts[:3],
+            extra={key: value for key, value in model_of.metrics.items() if key != "dev_curve"},
+        )
+    return PoetryComparison(mode=mode, rows=rows, samples=samples, vocab_size=len(vocab), train_poems=len(train_poems),
+                            test_poems=len(test_sequences), models=trained)

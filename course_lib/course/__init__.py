@@ -1,0 +1,1 @@
+"""The course around the chapters: map, runner, results, the benchmark harness, glossary, timeline, resources, checks, deck, pitfalls."""

@@ -1,0 +1,98 @@
+"""The teacher's side of distillation: frozen once, and its logits computed once (chapter 05).
+
+:func:`frozen` is the one place a teacher is frozen: no parameter of it takes a gradient, and it
+runs in eval mode (dropout off), so the student always chases the same targets.
+:class:`TeacherLogitCache` runs a teacher once over a dataset and looks its logits up by each
+example's dataset index — never by batch position, so a shuffled loader still gets the right row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+Batch = Mapping[str, Tensor] | Sequence[Tensor]
+
+
+def frozen(teacher: nn.Module) -> nn.Module:
+    """``teacher`` with every parameter frozen (``requires_grad=False``) and in eval mode (chapter 05)."""
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    return teacher.requires_grad_(False).eval()
+
+
+def batch_fields(batch: Batch) -> Mapping[str, Tensor]:
+    """A batch as a dict: dicts pass through; ``(inputs, labels[, index])`` tuples get those names (chapter 05)."""
+    if isinstance(batch, Mapping):
+        return batch
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return dict(zip(("inputs", "labels", "index"), batch))
+    raise TypeError(
+        "a batch must be a dict (input_ids/mask/labels or inputs/labels, optionally index) or a tuple "
+        f"(inputs, labels[, index]); got {type(batch).__name__}"
+    )
+
+
+def model_logits(model: nn.Module, batch: Batch) -> Tensor:
+    """Logits of ``model`` on a batch: ``input_ids`` + ``mask`` (a token model) or ``inputs`` (a classifier) (chapter 05)."""
+    fields = batch_fields(batch)
+    if "input_ids" in fields:
+        output = model(fields["input_ids"], mask=fields.get("mask"))
+    elif "inputs" in fields:
+        output = model(fields["inputs"])
+    else:
+        raise KeyError(f"the batch needs 'input_ids' (a token model) or 'inputs' (a classifier); it has {sorted(fields)}")
+    return output.logits if hasattr(output, "logits") else output
+
+
+class TeacherLogitCache:
+    """The teacher's logits for every example of a dataset, looked up by dataset index (chapter 05).
+
+    Keyed by the index each batch carries (``batch["index"]``), never by batch position, so a
+    shuffled loader gets the right row for every example. Valid only while every example looks
+    the same each epoch: with random augmentation the teacher must see the augmented input.
+    """
+
+    def __init__(self, logits: Tensor) -> None:
+        if not isinstance(logits, Tensor) or logits.dim() < 2:
+            raise ValueError(f"logits must be a tensor (examples, ..., classes), got {getattr(logits, 'shape', logits)!r}")
+        self.logits = logits.detach()
+
+    def __len__(self) -> int:
+        return self.logits.shape[0]
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        teacher: nn.Module,
+        batches: Iterable[Batch],
+        forward: Callable[[nn.Module, Batch], Tensor] = model_logits,
+        device: torch.device | str = "cpu",
+    ) -> TeacherLogitCache:
+        """Run the frozen ``teacher`` over ``batches`` once and store each row by ``batch["index"]``."""
+        teacher = frozen(teacher)
+        rows: dict[int, Tensor] = {}
+        for batch in map(batch_fields, batches):
+            if "index" not in batch:
+                raise KeyError("each batch needs an 'index' entry (the dataset index of every example)")
+            moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            logits = forward(teacher, moved).detach().cpu()
+            for position, index in enumerate(batch["index"].tolist()):
+                rows[index] = logits[position]
+        if not rows:
+            raise ValueError("batches is empty: there is nothing to cache")
+        if sorted(rows) != list(range(len(rows))):
+            raise ValueError(f"the batches must cover dataset indices 0..{len(rows) - 1} exactly once each")
+        return cls(torch.stack([rows[i] for i in range(len(rows))]))
+
+    def lookup(self, index: Tensor) -> Tensor:
+        """The cached logits of the examples ``index`` (a 1-D tensor of dataset indices)."""
+        index = torch.as_tensor(index, dtype=torch.long).cpu()
+        if index.dim() != 1:
+            raise ValueError(f"index must be 1-D (one dataset index per example), got shape {tuple(index.shape)}")
+        if index.numel() and (index.min() < 0 or index.max() >= len(self)):
+            raise IndexError(f"dataset index out of range: the cache holds {len(self)} examples, got {index.tolist()}")
+        return self.logits[index]

@@ -1,0 +1,362 @@
+"""A small Transformer encoder with token-tagging and sequence-classification heads (chapter 04).
+
+One readable file in the spirit of nanoGPT's ``model.py``: a config dataclass, the
+feed-forward network, the encoder block (pre-norm or the 2017 post-norm arrangement),
+the encoder and two heads. With ``causal=True`` the same encoder is a GPT-style decoder:
+each position attends only to itself and the positions before it
+(:class:`course_lib.nn.char_lm.CharLM` puts a language-model head on it). Every model returns a :class:`ModelOutput` whose ``hidden``,
+``attention`` and ``mask`` fields let a distillation loss pair any teacher layer with any
+student layer.
+
+Padding: ``mask`` (B, L) is True on real tokens. It is applied as a key padding mask in
+every layer, so padded positions never change the outputs at real positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from course_lib.nn.attention import MultiHeadAttention, causal_mask
+from course_lib.nn.positional import POSITIONAL_KINDS, build_positional_encoding
+
+__all__ = [
+    "TransformerConfig",
+    "TransformerShape",
+    "ModelOutput",
+    "FeedForward",
+    "EncoderBlock",
+    "TransformerEncoder",
+    "TokenTagger",
+    "SequenceClassifier",
+    "count_parameters",
+]
+
+POOLING_KINDS: tuple[str, ...] = ("mean", "first")
+
+
+def _check_positive_int(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes and switches of a :class:`TransformerEncoder`.
+
+    ``norm_first=True`` is the pre-norm arrangement (LayerNorm before each sublayer, plus a
+    final LayerNorm), which trains stably without warm-up; ``False`` is the post-norm
+    arrangement of the 2017 paper (LayerNorm after each residual addition).
+    ``positional`` is "sinusoidal", "learned" or "none". ``causal=True`` adds the causal mask
+    of a decoder-only language model to the padding mask in every layer.
+    """
+
+    vocab_size: int
+    d_model: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int = 512
+    max_len: int = 128
+    dropout: float = 0.1
+    norm_first: bool = True
+    positional: str = "sinusoidal"
+    pad_id: int = 0
+    causal: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "num_heads", "num_layers", "d_ff", "max_len"):
+            _check_positive_int(getattr(self, name), name)
+        if self.d_model % self.num_heads != 0:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("norm_first", "causal"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.positional not in POSITIONAL_KINDS:
+            raise ValueError(
+                f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}"
+            )
+        if self.positional == "sinusoidal" and self.d_model % 2 != 0:
+            raise ValueError(
+                f"d_model must be even for the sinusoidal positional encoding, got {self.d_model}"
+            )
+        if (
+            isinstance(self.pad_id, bool)
+            or not isinstance(self.pad_id, int)
+            or not 0 <= self.pad_id < self.vocab_size
+        ):
+            raise ValueError(
+                f"pad_id must be an int in [0, vocab_size={self.vocab_size}), got {self.pad_id!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict (JSON-serialisable), e.g. for a checkpoint."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys raise ValueError."""
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"data has unknown TransformerConfig keys {unknown}; known keys: {sorted(known)}"
+            )
+        if "vocab_size" not in data:
+            raise ValueError("data must contain 'vocab_size'")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TransformerShape:
+    """The shape of an encoder, as a recipe names it before the vocabulary is known (chapter 04).
+
+    A case's recipe takes these fields and :meth:`model_config` turns them, with the vocabulary
+    size (and any other :class:`TransformerConfig` field, such as ``causal``), into a config.
+    """
+
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    max_len: int = 128
+    positional: str = "sinusoidal"
+
+    def model_config(self, vocab_size: int, **extra: Any) -> TransformerConfig:
+        """The :class:`TransformerConfig` of this shape over ``vocab_size`` tokens."""
+        return TransformerConfig(vocab_size=vocab_size, d_model=self.d_model, num_heads=self.num_heads,
+                                 num_layers=self.num_layers, d_ff=self.d_ff, max_len=self.max_len,
+                                 dropout=self.dropout, positional=self.positional, **extra)
+
+
+@dataclass
+class ModelOutput:
+    """What every course model returns.
+
+    * ``logits``: (B, L, C) for token tagging, (B, C) for sequence classification, None
+      for the bare encoder.
+    * ``hidden``: the embedding output (after positional encoding), then each layer's
+      output, each (B, L, D); ``num_layers + 1`` tensors. With pre-norm the last entry has
+      the final LayerNorm applied, so ``hidden[-1]`` is always what the heads read.
+    * ``attention``: one (B, H, L, L) weight tensor per layer.
+    * ``mask``: (B, L) bool, True on real tokens, or None.
+    """
+
+    logits: Tensor | None = None
+    hidden: list[Tensor] = field(default_factory=list)
+    attention: list[Tensor] = field(default_factory=list)
+    mask: Tensor | None = None
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: Linear -> ReLU -> Dropout -> Linear.
+
+    FFN(x) = max(0, x W1 + b1) W2 + b2 as in Vaswani et al. 2017 (section 3.3), with ReLU
+    like the paper (BERT and GPT use GELU instead).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.activation = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(d_ff, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., d_model) -> (..., d_model)."""
+        return self.fc2(self.dropout(self.activation(self.fc1(x))))
+
+
+class EncoderBlock(nn.Module):
+    """Self-attention and feed-forward sublayers, each with a residual connection.
+
+    Pre-norm (``config.norm_first``):  x = x + Dropout(Sublayer(LayerNorm(x)))
+    Post-norm (2017 paper):            x = LayerNorm(x + Dropout(Sublayer(x)))
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.self_attn = MultiHeadAttention(config.d_model, config.num_heads, config.dropout)
+        self.norm1 = nn.LayerNorm(config.d_model)
+        self.dropout1 = nn.Dropout(config.dropout)
+        self.feed_forward = FeedForward(config.d_model, config.d_ff, config.dropout)
+        self.norm2 = nn.LayerNorm(config.d_model)
+        self.dropout2 = nn.Dropout(config.dropout)
+
+    def _attend(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        out, weights = self.self_attn(x, x, x, mask=mask)
+        return self.dropout1(out), weights
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(x (B, L, D), attention weights (B, H, L, L))``.
+
+        ``mask`` is a (B, L) padding mask (True on real tokens) or anything else
+        :class:`~course_lib.nn.attention.MultiHeadAttention` accepts.
+        """
+        if self.norm_first:
+            attended, weights = self._attend(self.norm1(x), mask)
+            x = x + attended
+            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
+        else:
+            attended, weights = self._attend(x, mask)
+            x = self.norm1(x + attended)
+            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
+        return x, weights
+
+
+class TransformerEncoder(nn.Module):
+    """Token embedding * sqrt(d_model) + positional encoding -> dropout -> blocks -> (LayerNorm).
+
+    The embedding starts from N(0, 1 / d_model), so after the sqrt(d_model) scaling of
+    section 3.4 of the paper token vectors have unit scale, like the positional encodings.
+    ``forward`` returns a :class:`ModelOutput` with ``logits=None``; heads add logits.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        nn.init.normal_(self.embed.weight, std=config.d_model**-0.5)
+        self.positional = build_positional_encoding(
+            config.positional, config.d_model, config.max_len
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
+
+    def _check_input_ids(self, input_ids: Tensor) -> None:
+        if not isinstance(input_ids, Tensor):
+            raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids must be 2-D (batch, length), got shape {tuple(input_ids.shape)}"
+            )
+        if input_ids.dtype == torch.bool or input_ids.is_floating_point() or input_ids.is_complex():
+            raise TypeError(f"input_ids must be an integer tensor, got dtype {input_ids.dtype}")
+        length = input_ids.shape[1]
+        if length > self.config.max_len:
+            raise ValueError(
+                f"input_ids has length {length}, which exceeds max_len={self.config.max_len} "
+                "of this model; truncate the input or use a config with a larger max_len"
+            )
+        # The value check reads the data, which an exported (ONNX) graph cannot do; the
+        # deployment predictors check the ids before they reach an exported model.
+        if input_ids.numel() and not torch.compiler.is_exporting():
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(
+                    f"input_ids must lie in [0, vocab_size={self.config.vocab_size}), "
+                    f"got values from {low} to {high}"
+                )
+
+    def _resolve_mask(self, input_ids: Tensor, mask: Tensor | None) -> Tensor:
+        if mask is None:
+            return input_ids != self.config.pad_id
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+            raise TypeError(f"mask must be a boolean tensor (True on real tokens), got {got}")
+        if mask.shape != input_ids.shape:
+            raise ValueError(
+                f"mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+                f"got {tuple(mask.shape)}"
+            )
+        return mask
+
+    def forward(self, input_ids: Tensor, mask: Tensor | None = None) -> ModelOutput:
+        """Encode ``input_ids`` (B, L) integer; ``mask`` (B, L) bool, True on real tokens.
+
+        Without ``mask``, positions equal to ``config.pad_id`` are treated as padding. With
+        ``config.causal`` every position also attends only to itself and earlier positions.
+        """
+        self._check_input_ids(input_ids)
+        mask = self._resolve_mask(input_ids, mask)
+        attend = mask
+        if self.config.causal:
+            attend = mask[:, None, :] & causal_mask(input_ids.shape[1], device=input_ids.device)[None]
+        x = self.embed(input_ids) * math.sqrt(self.config.d_model)
+        x = self.dropout(self.positional(x))
+        hidden = [x]
+        attention = []
+        for index, block in enumerate(self.blocks):
+            x, weights = block(x, attend)
+            if index == len(self.blocks) - 1:
+                x = self.final_norm(x)
+            hidden.append(x)
+            attention.append(weights)
+        return ModelOutput(logits=None, hidden=hidden, attention=attention, mask=mask)
+
+
+class TokenTagger(nn.Module):
+    """Encoder + dropout + Linear: one label per token, logits (B, L, num_labels)."""
+
+    def __init__(self, config: TransformerConfig, num_labels: int):
+        super().__init__()
+        _check_positive_int(num_labels, "num_labels")
+        self.config = config
+        self.num_labels = num_labels
+        self.encoder = TransformerEncoder(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, num_labels)
+
+    def forward(self, input_ids: Tensor, mask: Tensor | None = None) -> ModelOutput:
+        """Return the encoder's :class:`ModelOutput` with per-token ``logits`` added."""
+        output = self.encoder(input_ids, mask)
+        output.logits = self.classifier(self.dropout(output.hidden[-1]))
+        return output
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder + pooling + dropout + Linear: one label per sequence, logits (B, num_classes).
+
+    ``pooling="mean"`` averages the final hidden states over real tokens only (padding is
+    left out); ``pooling="first"`` takes the first position.
+    """
+
+    def __init__(self, config: TransformerConfig, num_classes: int, pooling: str = "mean"):
+        super().__init__()
+        _check_positive_int(num_classes, "num_classes")
+        if pooling not in POOLING_KINDS:
+            raise ValueError(f"pooling must be one of {POOLING_KINDS}, got {pooling!r}")
+        self.config = config
+        self.num_classes = num_classes
+        self.pooling = pooling
+        self.encoder = TransformerEncoder(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, num_classes)
+
+    def pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """Pool (B, L, D) hidden states into (B, D) using the (B, L) real-token mask."""
+        if self.pooling == "first":
+            return hidden[:, 0]
+        weights = mask.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+    def forward(self, input_ids: Tensor, mask: Tensor | None = None) -> ModelOutput:
+        """Return the encoder's :class:`ModelOutput` with per-sequence ``logits`` added."""
+        output = self.encoder(input_ids, mask)
+        pooled = self.pool(output.hidden[-1], output.mask)
+        output.logits = self.classifier(self.dropout(pooled))
+        return output
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Return the number of parameters of ``model`` (shared parameters counted once)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,208 @@
+"""Training and scoring a model that predicts one label per token: taggers and language models (chapter 04).
+
+Token-level loss that ignores padding, decoding of logits into BIO tags, entity-level
+evaluation with seqeval, the log-likelihood of a language model's next tokens, and helpers to
+tag a raw sentence.
+
+Evaluation follows seqeval's default mode, which matches the classic ``conlleval`` script
+used by the MSRA/CoNLL literature: an ``I-X`` that does not continue an entity of type X
+starts a new entity (it is not discarded as in the strict IOB2 mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from seqeval.metrics import classification_report
+from torch import Tensor, nn
+
+from course_lib.data import ID2LABEL, IGNORE_INDEX, CharVocab
+from course_lib.train.loop import move_to_device
+
+def token_classification_loss(
+    logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
+    """Mean cross-entropy over real tokens: positions whose label is ``ignore_index`` are left out.
+
+    ``logits`` has shape (B, L, C), ``labels`` (B, L) with integer class ids.
+    """
+    if not isinstance(logits, Tensor) or logits.dim() != 3:
+        raise ValueError(
+            "logits must be a (batch, length, num_labels) tensor, got "
+            + (
+                f"shape {tuple(logits.shape)}"
+                if isinstance(logits, Tensor)
+                else type(logits).__name__
+            )
+        )
+    if not isinstance(labels, Tensor) or labels.shape != logits.shape[:2]:
+        raise ValueError(
+            f"labels must be a (batch, length) tensor matching logits {tuple(logits.shape)}, got "
+            + (
+                f"shape {tuple(labels.shape)}"
+                if isinstance(labels, Tensor)
+                else type(labels).__name__
+            )
+        )
+    if labels.dtype != torch.long:
+        raise TypeError(f"labels must hold class ids as torch.long, got {labels.dtype}")
+    if not bool((labels != ignore_index).any()):
+        raise ValueError(
+            f"every label equals ignore_index={ignore_index}: "
+            "the batch has no real tokens to learn from"
+        )
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index
+    )
+
+
+def _logits_of(output: Any) -> Tensor:
+    """The logits of a model output (a ``ModelOutput`` or a bare tensor)."""
+    return output if isinstance(output, Tensor) else output.logits
+
+
+def tagger_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """Token-classification loss of ``model`` on a ``collate_ner`` batch; a ``loss_fn`` for ``train``."""
+    output = model(batch["input_ids"], mask=batch["mask"])
+    return token_classification_loss(_logits_of(output), batch["labels"])
+
+
+def decode_predictions(logits: Tensor, mask: Tensor) -> list[list[str]]:
+    """Most likely tag per real token: one list of label strings per sentence, padding dropped."""
+    if logits.dim() != 3 or mask.shape != logits.shape[:2]:
+        raise ValueError(
+            f"expected logits (batch, length, num_labels) and mask (batch, length), got "
+            f"{tuple(logits.shape)} and {tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True on real tokens), got {mask.dtype}")
+    predicted = logits.argmax(dim=-1).cpu()
+    mask = mask.cpu()
+    return [
+        [ID2LABEL[int(index)] for index in row[keep]] for row, keep in zip(predicted, mask)
+    ]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def predict_tags(
+    model: nn.Module, loader: Iterable[dict[str, Tensor]]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted tag sequences for every sentence of ``loader`` (eval mode, no gradients)."""
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    gold: list[list[str]] = []
+    predicted: list[list[str]] = []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                batch = move_to_device(batch, device)
+                output = model(batch["input_ids"], mask=batch["mask"])
+                predicted.extend(decode_predictions(_logits_of(output), batch["mask"]))
+                for row, keep in zip(batch["labels"].cpu(), batch["mask"].cpu()):
+                    gold.append([ID2LABEL[int(index)] for index in row[keep]])
+    finally:
+        model.train(was_training)
+    if not gold:
+        raise ValueError("the loader yielded no sentences to evaluate")
+    return gold, predicted
+
+
+def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
+    """seqeval's entity-level ``precision``, ``recall``, ``f1`` and ``support`` per type and averaged (chapter 04).
+
+    The one place the course scores entities: keys are the entity types ("PER", "LOC", "ORG")
+    and seqeval's averages ("micro avg" is the overall score every table reports).
+    """
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    return {
+        name: {
+            "precision": float(row["precision"]),
+            "recall": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "support": int(row["support"]),
+        }
+        for name, row in report.items()
+    }
+
+
+def evaluate_tagger(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> dict[str, float]:
+    """Entity-level micro ``precision``/``recall``/``f1`` (seqeval, conlleval mode) and ``token_accuracy`` (chapter 04).
+
+    Usable as ``evaluate_fn`` for ``train`` (with ``monitor="f1"``).
+    """
+    gold, predicted = predict_tags(model, loader)
+    correct = sum(g == p for gold_row, pred_row in zip(gold, predicted) for g, p in zip(gold_row, pred_row))
+    overall = entity_scores(gold, predicted)["micro avg"]
+    return {"precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
+            "token_accuracy": correct / sum(len(row) for row in gold)}
+
+
+def per_type_report(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> dict[str, dict[str, float]]:
+    """:func:`entity_scores` of ``model`` on the sentences of ``loader`` (chapter 04)."""
+    return entity_scores(*predict_tags(model, loader))
+
+
+@torch.no_grad()
+def token_nll(model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device | str = "cpu") -> float:
+    """Mean negative log-likelihood (nats) per real labelled token of ``batches`` under ``model`` (chapter 09).
+
+    For a language model on :func:`~course_lib.data.batching.lm_batch` batches, ``exp`` of the
+    result is the perplexity. The model is scored in eval mode and left in the mode it was in.
+    """
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for batch in batches:
+            batch = move_to_device(batch, device)
+            logits = model(batch["input_ids"], mask=batch["mask"]).logits
+            total += float(F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(),
+                                           ignore_index=IGNORE_INDEX, reduction="sum"))
+            count += int((batch["labels"] != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the batches hold no real position: there is nothing to score")
+    return total / count
+
+
+def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Tensor]:
+    """Run ``model`` on one raw sentence in eval mode without gradients: (its output, the mask).
+
+    The text is encoded character by character with ``vocab``; texts longer than the model's
+    ``config.max_len`` are refused. The model is left in the mode it was in.
+    """
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text must be a non-empty string, got {text!r}")
+    max_len = getattr(getattr(model, "config", None), "max_len", None)
+    if max_len is not None and len(text) > max_len:
+        raise ValueError(
+            f"text has {len(text)} characters but the model takes at most max_len={max_len}; "
+            "split it into shorter sentences"
+        )
+    input_ids = torch.tensor([vocab.encode(list(text))], dtype=torch.long, device=_model_device(model))
+    mask = torch.ones_like(input_ids, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(input_ids, mask=mask)
+    finally:
+        model.train(was_training)
+    return output, mask
+
+
+def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
+    """Tag each character of ``text``: a list of (character, BIO tag) pairs."""
+    output, mask = run_on_text(model, vocab, text)
+    return list(zip(text, decode_predictions(_logits_of(output), mask)[0]))
+
+

@@ -1,0 +1,1 @@
+"""Everything that draws (chapters 00–10): figures, explorers, widgets, the live lab, tables."""
