@@ -36,12 +36,10 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
             "latency_rounds": args.latency_rounds, "rows": rows}
 
 
-BENCHMARK = Benchmark("compression", __doc__.split("\n\n")[0], latency_rounds=30)
+BENCHMARK = Benchmark("compression", __doc__, measure, latency_rounds=30)
 
 
-def main(argv: list[str] | None = None):
-    """Run the benchmark (see the module docstring)."""
-    return BENCHMARK.run(measure, argv)
+main = BENCHMARK.run
 
 
 if __name__ == "__main__":

@@ -100,13 +100,11 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
     }
 
 
-BENCHMARK = Benchmark("deploy", __doc__.split("\n\n")[0], readme_marker="deploy", readme_table=readme_table,
+BENCHMARK = Benchmark("deploy", __doc__, measure, readme_marker="deploy", readme_table=readme_table,
                       epoch_caps=True, latency_rounds=30, threads=2)
 
 
-def main(argv: list[str] | None = None):
-    """Run the benchmark (see the module docstring)."""
-    return BENCHMARK.run(measure, argv)
+main = BENCHMARK.run
 
 
 if __name__ == "__main__":

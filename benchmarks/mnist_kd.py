@@ -77,13 +77,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label term")
 
 
-BENCHMARK = Benchmark("mnist_kd", __doc__.split("\n\n")[0], readme_marker="mnist-kd", readme_table=readme_table,
+BENCHMARK = Benchmark("mnist_kd", __doc__, measure, readme_marker="mnist-kd", readme_table=readme_table,
                       threads=2, options=_options)
 
 
-def main(argv: list[str] | None = None):
-    """Run the benchmark (see the module docstring)."""
-    return BENCHMARK.run(measure, argv)
+main = BENCHMARK.run
 
 
 if __name__ == "__main__":

@@ -70,13 +70,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
                         help="cap the students' epochs (the teacher is chapter 06's cached teacher)")
 
 
-BENCHMARK = Benchmark("mnist_size_temperature", __doc__.split("\n\n")[0], readme_marker="mnist-size",
+BENCHMARK = Benchmark("mnist_size_temperature", __doc__, measure, readme_marker="mnist-size",
                       readme_table=readme_table, threads=2, options=_options)
 
 
-def main(argv: list[str] | None = None):
-    """Run the benchmark (see the module docstring)."""
-    return BENCHMARK.run(measure, argv)
+main = BENCHMARK.run
 
 
 if __name__ == "__main__":

@@ -72,13 +72,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=500, help="poems sampled per model for the form check")
 
 
-BENCHMARK = Benchmark("poetry_kd", __doc__.split("\n\n")[0], readme_marker="poetry-kd", readme_table=readme_table,
+BENCHMARK = Benchmark("poetry_kd", __doc__, measure, readme_marker="poetry-kd", readme_table=readme_table,
                       epoch_caps=True, latency_rounds=10, threads=2, options=_options)
 
 
-def main(argv: list[str] | None = None):
-    """Run the benchmark (see the module docstring)."""
-    return BENCHMARK.run(measure, argv)
+main = BENCHMARK.run
 
 
 if __name__ == "__main__":

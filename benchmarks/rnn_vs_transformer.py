@@ -64,13 +64,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="cap both models' epochs (e.g. for a CPU)")
 
 
-BENCHMARK = Benchmark("rnn_vs_transformer", __doc__.split("\n\n")[0], readme_marker="rnn-vs-transformer",
+BENCHMARK = Benchmark("rnn_vs_transformer", __doc__, measure, readme_marker="rnn-vs-transformer",
                       readme_table=readme_table, latency_rounds=30, options=_options)
 
 
-def main(argv: list[str] | None = None):
-    """Run the benchmark (see the module docstring)."""
-    return BENCHMARK.run(measure, argv)
+main = BENCHMARK.run
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "build" / "results").resolve()
 
 
-def seed_everything(seed: int) -> None:
+def _seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so that runs repeat on one machine."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -85,7 +85,7 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def resolve_mode(mode: str | None = None) -> str:
+def _resolve_mode(mode: str | None = None) -> str:
     """Pick fast or full mode: the argument, else ``$COURSE_MODE``, else full only on a CUDA machine."""
     chosen = mode if mode is not None else os.environ.get(MODE_ENV) or None
     if chosen is None:
@@ -99,7 +99,7 @@ def resolve_mode(mode: str | None = None) -> str:
     return chosen
 
 
-def resolve_device(device: str | None = None) -> torch.device:
+def _resolve_device(device: str | None = None) -> torch.device:
     """Pick the device: the argument, else ``$COURSE_DEVICE``, else CUDA when present, else CPU.
 
     Apple's MPS is used only when asked for by name. Asking for a device that is not there
@@ -123,7 +123,7 @@ def resolve_device(device: str | None = None) -> torch.device:
     return torch.device(chosen)
 
 
-def package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, str]:
+def _package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, str]:
     """Installed versions of the packages the course depends on (``'missing'`` when absent)."""
     versions = {"python": platform.python_version()}
     for name in names:
@@ -136,12 +136,12 @@ def package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, st
 
 def setup_notebook(mode: str | None = None, seed: int = 0, device: str | None = None) -> CourseContext:
     """Seed everything, choose mode and device, print a short summary and return the context."""
-    seed_everything(seed)
+    _seed_everything(seed)
     context = CourseContext(
-        mode=resolve_mode(mode),
-        device=resolve_device(device),
+        mode=_resolve_mode(mode),
+        device=_resolve_device(device),
         seed=seed,
-        versions=package_versions(),
+        versions=_package_versions(),
     )
     gpu = torch.cuda.get_device_name(context.device) if context.device.type == "cuda" else "none"
     print(f"mode   : {context.mode} ({'small data, few epochs' if context.fast else 'full-size runs'})")

@@ -7,54 +7,54 @@ import torch
 from course_lib.context import (
     CourseContext,
     context_mode_and_device,
-    resolve_device,
-    resolve_mode,
-    seed_everything,
+    _resolve_device,
+    _resolve_mode,
+    _seed_everything,
     setup_notebook,
 )
 
 
 def test_mode_from_argument_beats_environment(monkeypatch):
     monkeypatch.setenv("COURSE_MODE", "full")
-    assert resolve_mode("fast") == "fast"
-    assert resolve_mode(None) == "full"
+    assert _resolve_mode("fast") == "fast"
+    assert _resolve_mode(None) == "full"
 
 
 def test_mode_default_without_gpu_is_fast(monkeypatch):
     monkeypatch.delenv("COURSE_MODE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_mode(None) == "fast"
+    assert _resolve_mode(None) == "fast"
 
 
 def test_bad_mode_names_its_source(monkeypatch):
     monkeypatch.setenv("COURSE_MODE", "medium")
     with pytest.raises(ValueError, match=r"COURSE_MODE"):
-        resolve_mode(None)
+        _resolve_mode(None)
     with pytest.raises(ValueError, match=r"MODE parameter"):
-        resolve_mode("quick")
+        _resolve_mode("quick")
 
 
 def test_device_auto_is_cpu_without_gpu(monkeypatch):
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device() == torch.device("cpu")
+    assert _resolve_device() == torch.device("cpu")
 
 
 def test_asking_for_missing_cuda_explains(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
-        resolve_device("cuda")
+        _resolve_device("cuda")
     with pytest.raises(ValueError, match="'auto', 'cpu'"):
-        resolve_device("tpu")
+        _resolve_device("tpu")
 
 
 def test_seed_everything_repeats_all_generators():
-    seed_everything(7)
+    _seed_everything(7)
     first = (random.random(), np.random.rand(), torch.rand(1).item())
-    seed_everything(7)
+    _seed_everything(7)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
     with pytest.raises(ValueError, match="non-negative int"):
-        seed_everything(-1)
+        _seed_everything(-1)
 
 
 def test_setup_notebook_prints_summary_and_picks(capsys, monkeypatch):

@@ -1,7 +1,7 @@
 """What every case shares: a table of roles, recipes per mode, a teacher before its students, a measured table (chapter 06).
 
 A case (MNIST, NER, news, poetry) is data, recipes and models. Its roles — the teacher and the
-students, each with a title and a distillation method — are one :data:`Roles` table; its recipes
+students, each with a title and a distillation method — are one :data:`_Roles` table; its recipes
 come from a teacher's shape and budget per mode and a student's shape
 (:func:`role_recipe`); :func:`teacher_then_students` trains the teacher first and hands it to every
 student; :func:`batch1_latency` times every model the same way on one CPU thread; :func:`rounded`
@@ -34,15 +34,15 @@ class Role:
     method: str = "labels"
 
 
-Roles = dict[str, Role]
+_Roles = dict[str, Role]
 
 
-def roles(*table: Role) -> Roles:
+def roles(*table: Role) -> _Roles:
     """The roles of a case in table order, keyed by name; the first is the teacher (chapter 06)."""
     return {role.name: role for role in table}
 
 
-def check_role(role: object, table: Roles, *, students_only: bool = False) -> Role:
+def check_role(role: object, table: _Roles, *, students_only: bool = False) -> Role:
     """The :class:`Role` named ``role`` in ``table``, or a ValueError listing the names it may take (chapter 06)."""
     names = list(table)[1:] if students_only else list(table)
     if role not in names:
@@ -51,7 +51,7 @@ def check_role(role: object, table: Roles, *, students_only: bool = False) -> Ro
     return table[role]  # type: ignore[index]
 
 
-def role_recipe(recipe_class: Callable[..., R], table: Roles, role: str, mode: str,
+def role_recipe(recipe_class: Callable[..., R], table: _Roles, role: str, mode: str,
                 teacher: Mapping[str, Mapping[str, Any]], student: Mapping[str, Mapping[str, Any]],
                 shared: tuple[str, ...], **fixed: Any) -> R:
     """The recipe of ``role`` in ``mode``: the teacher's shape and budget, or a student's shape on the teacher's budget.
@@ -69,7 +69,24 @@ def role_recipe(recipe_class: Callable[..., R], table: Roles, role: str, mode: s
     return recipe_class(**{**student[mode], **budget, **fixed}, method=method)
 
 
-def teacher_then_students(table: Roles, train: Callable[[str, Trained | None], Trained]) -> dict[str, Trained]:
+def case_recipes(table: _Roles, recipes: Mapping[str, R] | None, course_recipe: Callable[[str], R],
+                 same: str) -> dict[str, R]:
+    """``recipes``, else the course's recipe of every role; every role present and sharing the teacher's ``same`` field (chapter 09).
+
+    The students learn from the teacher's data, so the field that names it (``max_len``,
+    ``train_poems`` …) must be the teacher's in every recipe.
+    """
+    chosen = dict(recipes) if recipes else {role: course_recipe(role) for role in table}
+    missing = [role for role in table if role not in chosen]
+    if missing:
+        raise ValueError(f"recipes needs every role {tuple(table)}; missing {missing}")
+    teacher = next(iter(table))
+    if any(getattr(chosen[role], same) != getattr(chosen[teacher], same) for role in table):
+        raise ValueError(f"every student must learn from the teacher's data: give all recipes the same {same}")
+    return chosen
+
+
+def teacher_then_students(table: _Roles, train: Callable[[str, Trained | None], Trained]) -> dict[str, Trained]:
     """``train(role, teacher)`` for every role of ``table``: the teacher first (with None), then each student (chapter 06)."""
     names = list(table)
     trained = {names[0]: train(names[0], None)}

@@ -32,7 +32,7 @@ from sklearn.metrics import f1_score
 from torch import Tensor, nn
 
 from course_lib import checks
-from course_lib.cases.common import Role, batch1_latency, role_recipe, roles, rounded, teacher_then_students
+from course_lib.cases.common import Role, batch1_latency, case_recipes, role_recipe, roles, rounded, teacher_then_students
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import INEWS_LABELS, CharVocab, NewsCorpus, NewsItem, load_inews
 from course_lib.kd.methods import DistillRecipe, setup_method
@@ -53,7 +53,7 @@ DISTILBERT_2019 = {"teacher_parameters": 110_000_000, "student_parameters": 66_0
 
 
 @dataclass(frozen=True)
-class NewsRecipe(DistillRecipe, TransformerShape):
+class _NewsRecipe(DistillRecipe, TransformerShape):
     """Shape, data and optimisation of one news classifier, and how it learns (chapter 09).
 
     ``method`` is "labels", "logits" (Hinton's loss at ``temperature``, ``alpha`` on the labels)
@@ -87,12 +87,12 @@ _TINY = {
 }
 
 
-def news_recipe(role: str, mode: str) -> NewsRecipe:
+def news_recipe(role: str, mode: str) -> _NewsRecipe:
     """The course's recipe for ``role`` in ``mode``; the students read as many characters as the teacher (chapter 09)."""
-    return role_recipe(NewsRecipe, NEWS_ROLES, role, mode, _TEACHER, _TINY, ("max_len", "epochs", "patience"))
+    return role_recipe(_NewsRecipe, NEWS_ROLES, role, mode, _TEACHER, _TINY, ("max_len", "epochs", "patience"))
 
 
-def news_windows(item: NewsItem, max_len: int, later: int = 0) -> list[str]:
+def _news_windows(item: NewsItem, max_len: int, later: int = 0) -> list[str]:
     """The first ``max_len`` characters of the item's text, then up to ``later`` further windows (chapter 09).
 
     Later windows follow without overlap; one shorter than ``max_len // 4`` characters is left
@@ -160,7 +160,7 @@ class _Batches:
         return [_collate(self.rows[start:start + batch_size]) for start in range(0, len(self.rows), batch_size)]
 
 
-def news_batches(items: Sequence[NewsItem], vocab: CharVocab, recipe: NewsRecipe, *, shuffle: bool,
+def _news_batches(items: Sequence[NewsItem], vocab: CharVocab, recipe: _NewsRecipe, *, shuffle: bool,
                  transfer: bool = False, batch_size: int | None = None) -> Any:
     """Batches (``input_ids``, ``mask``, ``index``, ``labels``) of the items' first windows (chapter 09).
 
@@ -172,17 +172,17 @@ def news_batches(items: Sequence[NewsItem], vocab: CharVocab, recipe: NewsRecipe
     if not items:
         raise ValueError("items is empty: there is nothing to batch")
     size = batch_size or recipe.batch_size
-    windows: list[tuple[str, int | None]] = [(news_windows(item, recipe.max_len)[0], item.label) for item in items]
+    windows: list[tuple[str, int | None]] = [(_news_windows(item, recipe.max_len)[0], item.label) for item in items]
     if transfer:
         windows += [(window, None) for item in items
-                    for window in news_windows(item, recipe.max_len, recipe.transfer_windows)[1:]]
+                    for window in _news_windows(item, recipe.max_len, recipe.transfer_windows)[1:]]
     rows = [(index, _encode(vocab, text), label) for index, (text, label) in enumerate(windows)]
     if shuffle:
         return _Batches(rows, size, recipe.seed)
     return [_collate(rows[start:start + size]) for start in range(0, len(rows), size)]
 
 
-def classifier_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+def _classifier_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     """Cross-entropy of the labels (chapter 09)."""
     return F.cross_entropy(model(batch["input_ids"], mask=batch["mask"]).logits, batch["labels"])
 
@@ -198,7 +198,7 @@ def _predictions(model: nn.Module, batches: Sequence[dict[str, Tensor]]) -> tupl
     return predicted, gold
 
 
-def evaluate_news(model: nn.Module, batches: Sequence[dict[str, Tensor]]) -> dict[str, float]:
+def _evaluate_news(model: nn.Module, batches: Sequence[dict[str, Tensor]]) -> dict[str, float]:
     """Accuracy and macro-F1 (scikit-learn) of ``model`` on labelled ``batches`` (chapter 09)."""
     predicted, gold = _predictions(model, batches)
     correct = sum(p == g for p, g in zip(predicted, gold))
@@ -207,9 +207,9 @@ def evaluate_news(model: nn.Module, batches: Sequence[dict[str, Tensor]]) -> dic
                                        zero_division=0))}
 
 
-def train_news_model(
+def _train_news_model(
     role: str,
-    recipe: NewsRecipe,
+    recipe: _NewsRecipe,
     corpus: NewsCorpus,
     vocab: CharVocab,
     *,
@@ -226,7 +226,7 @@ def train_news_model(
     device = torch.device(device)
     if recipe.method != "labels" and teacher is None:
         raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
-    train_batches = news_batches(corpus.train, vocab, recipe, shuffle=True, transfer=recipe.method == "transfer")
+    train_batches = _news_batches(corpus.train, vocab, recipe, shuffle=True, transfer=recipe.method == "transfer")
     start = time.perf_counter()
     cache = None
     if recipe.method in ("logits", "transfer"):
@@ -236,10 +236,10 @@ def train_news_model(
     teacher_pass_seconds = time.perf_counter() - start
     torch.manual_seed(recipe.seed)
     model = SequenceClassifier(recipe.model_config(len(vocab)), num_classes=len(INEWS_LABELS))
-    setup = setup_method(recipe, student=model, teacher=teacher, task_loss=classifier_loss, cache=cache)
+    setup = setup_method(recipe, student=model, teacher=teacher, task_loss=_classifier_loss, cache=cache)
     trained = fit(model, train_batches, recipe, loss_fn=setup.loss_fn,
-                  dev_loader=news_batches(corpus.dev, vocab, recipe, shuffle=False, batch_size=128),
-                  evaluate_fn=evaluate_news, monitor="macro_f1", device=device, progress=progress,
+                  dev_loader=_news_batches(corpus.dev, vocab, recipe, shuffle=False, batch_size=128),
+                  evaluate_fn=_evaluate_news, monitor="macro_f1", device=device, progress=progress,
                   desc=NEWS_ROLES[role].title)
     trained.seconds += teacher_pass_seconds
     trained.metrics = {"dev_curve": [float(r.dev["macro_f1"]) for r in trained.history.epochs],
@@ -249,7 +249,7 @@ def train_news_model(
 
 
 @dataclass
-class NewsRow:
+class _NewsRow:
     """One model of the comparison, measured on the test items (chapter 09)."""
 
     role: str
@@ -265,11 +265,11 @@ class NewsRow:
 
 
 @dataclass
-class NewsComparison:
+class _NewsComparison:
     """Every row of the comparison and the models themselves (not serialised) (chapter 09)."""
 
     mode: str
-    rows: dict[str, NewsRow]
+    rows: dict[str, _NewsRow]
     vocab_size: int
     split_sizes: dict[str, int]
     models: dict[str, Trained] = field(default_factory=dict)
@@ -281,10 +281,10 @@ class NewsComparison:
                 "distilbert_2019": DISTILBERT_2019}
 
 
-def _row(role: str, trained: Trained, test: Sequence[dict[str, Tensor]], latency_ms: float) -> NewsRow:
+def _row(role: str, trained: Trained, test: Sequence[dict[str, Tensor]], latency_ms: float) -> _NewsRow:
     predicted, gold = _predictions(trained.model, test)
     per_class = f1_score(gold, predicted, average=None, labels=list(range(len(INEWS_LABELS))), zero_division=0)
-    return NewsRow(role=role, title=NEWS_ROLES[role].title, parameters=count_parameters(trained.model),
+    return _NewsRow(role=role, title=NEWS_ROLES[role].title, parameters=count_parameters(trained.model),
                    accuracy=sum(p == g for p, g in zip(predicted, gold)) / len(gold), macro_f1=float(per_class.mean()),
                    per_class_f1={name: float(value) for name, value in zip(INEWS_LABELS, per_class)},
                    latency_batch1_ms=latency_ms, train_seconds=trained.seconds,
@@ -295,28 +295,23 @@ def compare_news(
     context: CourseContext,
     *,
     corpus: NewsCorpus | None = None,
-    recipes: dict[str, NewsRecipe] | None = None,
+    recipes: dict[str, _NewsRecipe] | None = None,
     latency_rounds: int = 10,
     progress: bool = True,
-) -> NewsComparison:
+) -> _NewsComparison:
     """Train the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
     mode, device = context_mode_and_device(context)
     corpus = corpus or load_inews()
-    recipes = recipes or {role: news_recipe(role, mode) for role in NEWS_ROLES}
-    missing = [role for role in NEWS_ROLES if role not in recipes]
-    if missing:
-        raise ValueError(f"recipes needs every role {tuple(NEWS_ROLES)}; missing {missing}")
-    if any(recipes[role].max_len != recipes["teacher"].max_len for role in NEWS_ROLES):
-        raise ValueError("teacher and students must read the same windows: give all recipes the same max_len")
+    recipes = case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same="max_len")
     teacher_recipe = recipes["teacher"]
-    vocab = CharVocab.from_texts((news_windows(item, teacher_recipe.max_len)[0] for item in corpus.train),
+    vocab = CharVocab.from_texts((_news_windows(item, teacher_recipe.max_len)[0] for item in corpus.train),
                                  min_freq=teacher_recipe.vocab_min_freq)
-    trained = teacher_then_students(NEWS_ROLES, lambda role, teacher: train_news_model(
+    trained = teacher_then_students(NEWS_ROLES, lambda role, teacher: _train_news_model(
         role, recipes[role], corpus, vocab, teacher=teacher and teacher.model, device=device, progress=progress))
-    test = news_batches(corpus.test, vocab, teacher_recipe, shuffle=False, batch_size=128)
-    example = news_batches(corpus.test[:1], vocab, teacher_recipe, shuffle=False)[0]
+    test = _news_batches(corpus.test, vocab, teacher_recipe, shuffle=False, batch_size=128)
+    example = _news_batches(corpus.test[:1], vocab, teacher_recipe, shuffle=False)[0]
     latency = batch1_latency({role: model.model for role, model in trained.items()},
                              lambda model: model(example["input_ids"], mask=example["mask"]), latency_rounds)
     rows = {role: _row(role, model, test, latency[role]) for role, model in trained.items()}
     sizes = {"train": len(corpus.train), "dev": len(corpus.dev), "test": len(corpus.test)}
-    return NewsComparison(mode=mode, rows=rows, vocab_size=len(vocab), split_sizes=sizes, models=trained)
+    return _NewsComparison(mode=mode, rows=rows, vocab_size=len(vocab), split_sizes=sizes, models=trained)

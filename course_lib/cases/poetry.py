@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from course_lib import checks
-from course_lib.cases.common import Role, batch1_latency, role_recipe, roles, rounded, teacher_then_students
+from course_lib.cases.common import Role, batch1_latency, case_recipes, role_recipe, roles, rounded, teacher_then_students
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import CharVocab, is_regulated_pentasyllabic, lm_batch, load_tang_poems
 from course_lib.data.poetry import Poem, PoetryCorpus
@@ -58,7 +58,7 @@ KIM_RUSH_2016 = {"teacher": 17.7, "no_kd": 14.7, "word_kd": 15.4, "sequence_kd":
 
 
 @dataclass(frozen=True)
-class PoetryRecipe(DistillRecipe, TransformerShape):
+class _PoetryRecipe(DistillRecipe, TransformerShape):
     """Shape, data and optimisation of one poetry language model, and how it learns (chapter 09).
 
     ``method`` is "labels" (the real poems), "logits" (word-level distillation: Hinton's loss at
@@ -101,12 +101,12 @@ _TINY = {
 }
 
 
-def poetry_recipe(role: str, mode: str) -> PoetryRecipe:
+def poetry_recipe(role: str, mode: str) -> _PoetryRecipe:
     """The course's recipe for ``role`` in ``mode``; every student gets the teacher's poems and epochs (chapter 09)."""
-    return role_recipe(PoetryRecipe, POETRY_ROLES, role, mode, _TEACHER, _TINY, ("train_poems", "epochs"))
+    return role_recipe(_PoetryRecipe, POETRY_ROLES, role, mode, _TEACHER, _TINY, ("train_poems", "epochs"))
 
 
-def poem_vocab(poems: Sequence[Poem], min_freq: int = 1) -> CharVocab:
+def _poem_vocab(poems: Sequence[Poem], min_freq: int = 1) -> CharVocab:
     """The characters of ``poems`` seen ``min_freq`` times, after ``<pad>``, ``<unk>``, ``<s>``, ``</s>`` (chapter 09)."""
     if not poems:
         raise ValueError("poems is empty: a vocabulary needs at least one poem")
@@ -142,9 +142,9 @@ def _decode(vocab: CharVocab, ids: Sequence[int]) -> str:
     return "".join(vocab.id_to_token(i) for i in ids)
 
 
-def train_poetry_model(
+def _train_poetry_model(
     role: str,
-    recipe: PoetryRecipe,
+    recipe: _PoetryRecipe,
     corpus: PoetryCorpus,
     vocab: CharVocab,
     *,
@@ -185,7 +185,7 @@ def train_poetry_model(
 
 
 @dataclass
-class PoetryRow:
+class _PoetryRow:
     """One model of the comparison, measured on the test poems and on its own samples (chapter 09)."""
 
     role: str
@@ -203,11 +203,11 @@ class PoetryRow:
 
 
 @dataclass
-class PoetryComparison:
+class _PoetryComparison:
     """Every row of the comparison, the sampling set-up, and the models themselves (not serialised) (chapter 09)."""
 
     mode: str
-    rows: dict[str, PoetryRow]
+    rows: dict[str, _PoetryRow]
     samples: int
     vocab_size: int
     train_poems: int
@@ -238,23 +238,18 @@ def compare_poetry(
     context: CourseContext,
     *,
     corpus: PoetryCorpus | None = None,
-    recipes: dict[str, PoetryRecipe] | None = None,
+    recipes: dict[str, _PoetryRecipe] | None = None,
     samples: int = 500,
     latency_rounds: int = 10,
     progress: bool = True,
-) -> PoetryComparison:
+) -> _PoetryComparison:
     """Train the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
     mode, device = context_mode_and_device(context)
     corpus = corpus or load_tang_poems()
-    recipes = recipes or {role: poetry_recipe(role, mode) for role in POETRY_ROLES}
-    missing = [role for role in POETRY_ROLES if role not in recipes]
-    if missing:
-        raise ValueError(f"recipes needs every role {tuple(POETRY_ROLES)}; missing {missing}")
-    if any(recipes[role].train_poems != recipes["teacher"].train_poems for role in POETRY_ROLES):
-        raise ValueError("every student must learn from the teacher's poems: give all recipes the same train_poems")
+    recipes = case_recipes(POETRY_ROLES, recipes, lambda role: poetry_recipe(role, mode), same="train_poems")
     train_poems = corpus.train[: recipes["teacher"].train_poems]
-    vocab = poem_vocab(train_poems, recipes["teacher"].vocab_min_freq)
-    trained = teacher_then_students(POETRY_ROLES, lambda role, teacher: train_poetry_model(
+    vocab = _poem_vocab(train_poems, recipes["teacher"].vocab_min_freq)
+    trained = teacher_then_students(POETRY_ROLES, lambda role, teacher: _train_poetry_model(
         role, recipes[role], corpus, vocab, teacher=teacher and teacher.model, device=device, progress=progress))
     teacher = trained["teacher"].model
     test_sequences = [vocab.encode(poem.text) for poem in corpus.test]
@@ -266,7 +261,7 @@ def compare_poetry(
     for role, model_of in trained.items():
         written = _sample(model_of.model, vocab, samples, 1.0, seed=1234, device=device)
         texts = [_decode(vocab, ids) for ids in written]
-        rows[role] = PoetryRow(
+        rows[role] = _PoetryRow(
             role=role,
             title=POETRY_ROLES[role].title,
             parameters=count_parameters(model_of.model),
@@ -280,5 +275,5 @@ def compare_poetry(
             examples=texts[:3],
             extra={key: value for key, value in model_of.metrics.items() if key != "dev_curve"},
         )
-    return PoetryComparison(mode=mode, rows=rows, samples=samples, vocab_size=len(vocab), train_poems=len(train_poems),
+    return _PoetryComparison(mode=mode, rows=rows, samples=samples, vocab_size=len(vocab), train_poems=len(train_poems),
                             test_poems=len(test_sequences), models=trained)

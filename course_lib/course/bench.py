@@ -1,7 +1,7 @@
 """The one harness behind every script in ``benchmarks/``: options, header, timing, JSON, README block (chapter 10).
 
-A benchmark script describes itself with a :class:`Benchmark` and hands :meth:`Benchmark.run` the
-function that measures; the harness parses the shared options (``--mode``, ``--device``, ``--out``,
+A benchmark script describes itself with a :class:`Benchmark` that names the function that
+measures, and calls :meth:`Benchmark.run`; the harness parses the shared options (``--mode``, ``--device``, ``--out``,
 ``--readme``, ``--readme-only`` and, where asked for, epoch caps and latency rounds), sets up the
 run, times it, writes ``results/<name>_<mode>.json`` atomically with a header naming the device,
 the CPU and its instruction-set extensions, and rewrites the script's marked README block.
@@ -40,7 +40,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_flags() -> list[str]:
+def _cpu_flags() -> list[str]:
     """Which of :data:`CPU_FLAGS_OF_INTEREST` this CPU reports (empty where ``/proc/cpuinfo`` is absent) (chapter 08)."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
@@ -85,9 +85,10 @@ Measure = Callable[[argparse.Namespace, CourseContext], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Benchmark:
-    """What a benchmark script is: its name, README block, options and the CPU threads its training uses (chapter 06).
+    """What a benchmark script is: its name, what it measures, README block, options and CPU threads (chapter 06).
 
-    ``readme_marker`` names the README block ``<!-- marker:start -->`` … ``<!-- marker:end -->`` that
+    ``description`` is the script's docstring (its first paragraph heads ``--help``);
+    ``measure(args, context)`` returns what goes into the results file. ``readme_marker`` names the README block ``<!-- marker:start -->`` … ``<!-- marker:end -->`` that
     ``readme_table(payload)`` fills (None: the benchmark has no block). ``epoch_caps`` adds
     ``--epochs`` and ``--student-epochs``; ``latency_rounds`` adds ``--latency-rounds`` with that
     default; ``options`` adds the script's own options to the parser.
@@ -95,6 +96,7 @@ class Benchmark:
 
     name: str
     description: str
+    measure: Measure
     readme_marker: str | None = None
     readme_table: Callable[[dict[str, Any]], str] | None = None
     epoch_caps: bool = False
@@ -104,7 +106,7 @@ class Benchmark:
 
     def parser(self) -> argparse.ArgumentParser:
         """The command line: the shared options and the script's own."""
-        parser = _Parser(description=self.description)
+        parser = _Parser(description=self.description.strip().split("\n\n")[0])
         if self.epoch_caps:
             parser.add_argument("--epochs", type=int, default=None, help="cap every model's epochs (e.g. for a CPU)")
             parser.add_argument("--student-epochs", type=int, default=None,
@@ -140,12 +142,12 @@ class Benchmark:
             "epochs_cap": getattr(args, "epochs", None),
             "student_epochs_cap": getattr(args, "student_epochs", None),
             "device": device_description(device, self.threads),
-            "cpu_flags": cpu_flags(),
+            "cpu_flags": _cpu_flags(),
             "torch": torch.__version__,
             "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def run(self, measure: Measure, argv: list[str] | None = None) -> Path:
+    def run(self, argv: list[str] | None = None) -> Path:
         """Parse ``argv``, run ``measure(args, context)`` (or only rewrite the README), write the JSON; return its path."""
         args = self.parser().parse_args(argv)
         out = self.output(args)
@@ -154,7 +156,7 @@ class Benchmark:
             return out
         context = setup_notebook(args.mode, device=args.device)
         start = time.perf_counter()
-        measured = measure(args, context)
+        measured = self.measure(args, context)
         payload = {**self.header(args, context.device), **measured,
                    "wall_seconds": round(time.perf_counter() - start, 1)}
         write_json_atomic(out, payload)

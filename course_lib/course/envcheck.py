@@ -45,7 +45,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def check_package(name: str, minimum: str) -> Check:
+def _check_package(name: str, minimum: str) -> Check:
     """Is ``name`` installed at ``minimum`` or newer?"""
     try:
         installed = metadata.version(name)
@@ -57,7 +57,7 @@ def check_package(name: str, minimum: str) -> Check:
 
 def check_packages(required: dict[str, str] = REQUIRED_PACKAGES) -> list[Check]:
     """One check per required package."""
-    return [check_package(name, minimum) for name, minimum in required.items()]
+    return [_check_package(name, minimum) for name, minimum in required.items()]
 
 
 def check_device() -> Check:

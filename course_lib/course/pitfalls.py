@@ -18,11 +18,9 @@ from pathlib import Path
 
 from course_lib.context import REPO_ROOT
 
-__all__ = ["PITFALLS", "Pitfall", "guard_test_ids", "run_guard_tests"]
-
 
 @dataclass(frozen=True)
-class Pitfall:
+class _Pitfall:
     """One distillation bug: what it does, how the course prevents it, and the tests that guard it.
 
     ``tests`` are pytest node ids relative to the repository root; ``measured`` is
@@ -39,8 +37,8 @@ class Pitfall:
 _LOSSES = "tests/kd/test_losses.py::"
 _DISTILLER = "tests/kd/test_distiller.py::"
 _TEACHER = "tests/kd/test_teacher.py::"
-PITFALLS: tuple[Pitfall, ...] = (
-    Pitfall(
+PITFALLS: tuple[_Pitfall, ...] = (
+    _Pitfall(
         "T² missing or applied twice",
         "the soft term's gradient shrinks as 1/T² (or grows as T²), so alpha means something else at every T",
         "kd_loss multiplies the KL by T² exactly once",
@@ -48,13 +46,13 @@ PITFALLS: tuple[Pitfall, ...] = (
          _LOSSES + "test_kd_loss_matches_the_formula_with_batchmean"),
         ("05_knowledge_distillation", "t2_kl_over_logit_matching_T100"),
     ),
-    Pitfall(
+    _Pitfall(
         "KL with reduction='mean'",
         "PyTorch's 'mean' also divides by the number of classes, shrinking the soft term by that factor",
         "soft_kl sums over classes and averages over examples ('batchmean')",
         (_LOSSES + "test_kd_loss_matches_the_formula_with_batchmean",),
     ),
-    Pitfall(
+    _Pitfall(
         "teacher left in train mode",
         "dropout stays on in the teacher: the student chases a different target for the same input at every call",
         "Distiller runs the teacher in eval mode under no_grad at every step",
@@ -62,21 +60,21 @@ PITFALLS: tuple[Pitfall, ...] = (
          "tests/cases/mnist/test_distil.py::test_with_jitter_the_teacher_sees_every_jittered_batch_frozen_and_in_eval_mode"),
         ("05_knowledge_distillation", "train_mode_target_change_tv"),
     ),
-    Pitfall(
+    _Pitfall(
         "gradients reaching the teacher",
         "an optimiser given both models changes the teacher while it teaches",
         "kd_loss detaches the teacher's logits; Distiller freezes the teacher's parameters",
         (_LOSSES + "test_teacher_logits_receive_no_gradient",
          _DISTILLER + "test_only_the_projections_are_trainable_and_the_teacher_stays_frozen_in_eval_mode"),
     ),
-    Pitfall(
+    _Pitfall(
         "teacher and student swapped",
         "KL(student || teacher) weighs where the student is confident; passing the teacher as the student trains it",
         "the argument order is fixed and a Distiller refuses to train its own teacher",
         (_DISTILLER + "test_distiller_keeps_the_teacher_frozen_and_in_eval_mode",
          _DISTILLER + "test_a_student_cannot_be_its_own_teacher_and_label_sets_must_match"),
     ),
-    Pitfall(
+    _Pitfall(
         "teacher logits cached by batch order",
         "replayed with a shuffled loader, each cached row belongs to another example",
         "TeacherLogitCache stores one row per dataset index and looks rows up by each batch's indices",
@@ -84,14 +82,14 @@ PITFALLS: tuple[Pitfall, ...] = (
          "tests/cases/mnist/test_distil.py::test_the_teacher_logit_cache_rows_are_the_teachers_outputs_in_transfer_set_order"),
         ("05_knowledge_distillation", "cache_by_position_agreement"),
     ),
-    Pitfall(
+    _Pitfall(
         "padding counted in token-level losses",
         "padded positions of an NER batch add loss (and gradient) that has nothing to do with the text",
         "every token-level term averages over the real tokens of the mask only",
         (_LOSSES + "test_token_level_loss_ignores_padding",
          _DISTILLER + "test_every_term_ignores_what_sits_in_padded_positions"),
     ),
-    Pitfall(
+    _Pitfall(
         "a 'distillation' term that does not depend on the teacher",
         "the student learns from the labels alone while the code claims to distil (seed 003's soft labels)",
         "tests change the teacher and require the loss to change",
@@ -101,7 +99,7 @@ PITFALLS: tuple[Pitfall, ...] = (
 )
 
 
-def guard_test_ids(pitfalls: tuple[Pitfall, ...] = PITFALLS) -> list[str]:
+def guard_test_ids(pitfalls: tuple[_Pitfall, ...] = PITFALLS) -> list[str]:
     """Every test node id of ``pitfalls``, once each, in order."""
     return list(dict.fromkeys(test for pitfall in pitfalls for test in pitfall.tests))
 

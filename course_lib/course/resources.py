@@ -17,11 +17,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["DATASETS", "PRETRAINED", "TOOLS", "Pretrained", "Tool", "pretrained_table", "tools_table"]
-
 
 @dataclass(frozen=True)
-class Tool:
+class _Tool:
     """A package the course depends on: its distribution name, what it does here, the chapters using it."""
 
     package: str
@@ -29,27 +27,27 @@ class Tool:
     chapters: str
 
 
-TOOLS: tuple[Tool, ...] = (
-    Tool("torch", "tensors, autograd, every model and training loop of the course", "02–10"),
-    Tool("numpy", "arrays for data files, sweeps and plots", "00–10"),
-    Tool("matplotlib", "every figure of the notebooks and the lecture deck", "01–10"),
-    Tool("ipywidgets", "the temperature, alpha, layer and head sliders; the live distillation lab", "02–07"),
-    Tool("tqdm", "progress bars on anything that trains", "04–10"),
-    Tool("seqeval", "entity-level precision, recall and F1 for NER (conlleval rules)", "04, 07, 08, 10"),
-    Tool("scikit-learn", "accuracy and macro-F1 of the news classifiers", "10"),
-    Tool("safetensors", "checkpoints and bundles: weights without pickled code", "04–08"),
-    Tool("transformers", "a Hugging Face teacher through the course's distiller; model configs", "07, 10"),
-    Tool("onnx", "the exported computation graph", "08"),
-    Tool("onnxruntime", "running the exported student without Python in the loop; int8 quantisation", "08"),
-    Tool("jupyterlab", "where the chapters are read, run and presented", "00–10"),
-    Tool("jupyterlab-rise", "presenting a notebook as live slides", "slides"),
-    Tool("nbval", "re-running every notebook in CI and comparing its outputs", "all"),
-    Tool("papermill", "running a chapter with MODE = 'full' from the command line", "all"),
+TOOLS: tuple[_Tool, ...] = (
+    _Tool("torch", "tensors, autograd, every model and training loop of the course", "02–10"),
+    _Tool("numpy", "arrays for data files, sweeps and plots", "00–10"),
+    _Tool("matplotlib", "every figure of the notebooks and the lecture deck", "01–10"),
+    _Tool("ipywidgets", "the temperature, alpha, layer and head sliders; the live distillation lab", "02–07"),
+    _Tool("tqdm", "progress bars on anything that trains", "04–10"),
+    _Tool("seqeval", "entity-level precision, recall and F1 for NER (conlleval rules)", "04, 07, 08, 10"),
+    _Tool("scikit-learn", "accuracy and macro-F1 of the news classifiers", "10"),
+    _Tool("safetensors", "checkpoints and bundles: weights without pickled code", "04–08"),
+    _Tool("transformers", "a Hugging Face teacher through the course's distiller; model configs", "07, 10"),
+    _Tool("onnx", "the exported computation graph", "08"),
+    _Tool("onnxruntime", "running the exported student without Python in the loop; int8 quantisation", "08"),
+    _Tool("jupyterlab", "where the chapters are read, run and presented", "00–10"),
+    _Tool("jupyterlab-rise", "presenting a notebook as live slides", "slides"),
+    _Tool("nbval", "re-running every notebook in CI and comparing its outputs", "all"),
+    _Tool("papermill", "running a chapter with MODE = 'full' from the command line", "all"),
 )
 
 
 @dataclass(frozen=True)
-class Pretrained:
+class _Pretrained:
     """A pretrained Transformer on the Hugging Face hub, its published architecture and what to use it for."""
 
     hub_name: str
@@ -59,18 +57,18 @@ class Pretrained:
     reference: str = ""
 
 
-PRETRAINED: tuple[Pretrained, ...] = (
-    Pretrained("bert-base-uncased", "BertModel", {}, "teacher for English tasks (GLUE, SQuAD, CoNLL-2003)",
+PRETRAINED: tuple[_Pretrained, ...] = (
+    _Pretrained("bert-base-uncased", "BertModel", {}, "teacher for English tasks (GLUE, SQuAD, CoNLL-2003)",
                "Devlin et al. 2019"),
-    Pretrained("bert-base-chinese", "BertModel", {"vocab_size": 21128},
+    _Pretrained("bert-base-chinese", "BertModel", {"vocab_size": 21128},
                "teacher for the course's Chinese tasks: fine-tune on MSRA, then distil with chapter 07's code",
                "Devlin et al. 2019"),
-    Pretrained("roberta-base", "RobertaModel", {"vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1},
+    _Pretrained("roberta-base", "RobertaModel", {"vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1},
                "a stronger English teacher (more data, no next-sentence task)", "Liu et al. 2019"),
-    Pretrained("distilbert-base-uncased", "DistilBertModel", {},
+    _Pretrained("distilbert-base-uncased", "DistilBertModel", {},
                "the student of BERT-base: half the layers, initialised from every other teacher layer",
                "Sanh et al. 2019"),
-    Pretrained("huawei-noah/TinyBERT_General_4L_312D", "BertModel",
+    _Pretrained("huawei-noah/TinyBERT_General_4L_312D", "BertModel",
                {"hidden_size": 312, "num_hidden_layers": 4, "num_attention_heads": 12, "intermediate_size": 1200},
                "a 4-layer student distilled on hidden states and attention maps", "Jiao et al. 2020"),
 )
@@ -86,7 +84,7 @@ DATASETS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def tools_table(tools: tuple[Tool, ...] = TOOLS) -> list[tuple[str, str, str, str]]:
+def tools_table(tools: tuple[_Tool, ...] = TOOLS) -> list[tuple[str, str, str, str]]:
     """Rows ``(package, installed version or 'not installed', purpose, chapters)``."""
     rows = []
     for tool in tools:
@@ -98,7 +96,7 @@ def tools_table(tools: tuple[Tool, ...] = TOOLS) -> list[tuple[str, str, str, st
     return rows
 
 
-def pretrained_table(models: tuple[Pretrained, ...] = PRETRAINED) -> list[tuple[str, int, str, str]]:
+def pretrained_table(models: tuple[_Pretrained, ...] = PRETRAINED) -> list[tuple[str, int, str, str]]:
     """Rows ``(hub name, parameters, role, reference)``; parameters counted on the ``meta`` device."""
     import transformers
 

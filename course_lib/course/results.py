@@ -2,7 +2,7 @@
 
 A chapter calls :func:`report` once with what it measured. The files land in the results
 directory (:func:`course_lib.context.results_dir`); :func:`gather` merges them into
-``build/results.json`` and :func:`render_table` turns that into the README's results table.
+``build/results.json`` and :func:`_render_table` turns that into the README's results table.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ TABLE_START = "<!-- results:start -->"
 TABLE_END = "<!-- results:end -->"
 RUNTIMES_KEY = "_runtimes_seconds"  # notebook wall times added by make course to build/results.json
 
-Metric = float | int | str
+_Metric = float | int | str
 
 
-def _check_metrics(metrics: dict[str, Metric]) -> dict[str, Metric]:
+def _check_metrics(metrics: dict[str, _Metric]) -> dict[str, _Metric]:
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("metrics must be a non-empty dict of name -> number or string")
-    clean: dict[str, Metric] = {}
+    clean: dict[str, _Metric] = {}
     for name, value in metrics.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"metric names must be non-empty strings, got {name!r}")
@@ -43,7 +43,7 @@ def _check_metrics(metrics: dict[str, Metric]) -> dict[str, Metric]:
     return clean
 
 
-def report(chapter: str, metrics: dict[str, Metric], context: CourseContext) -> Path:
+def report(chapter: str, metrics: dict[str, _Metric], context: CourseContext) -> Path:
     """Record the figures a chapter measured, with the mode and device of ``context`` (chapter 00)."""
     if not re.fullmatch(r"\d\d_[a-z0-9_]+", chapter or ""):
         raise ValueError(f"chapter must look like '04_transformer_block_and_training', got {chapter!r}")
@@ -70,7 +70,7 @@ def gather(directory: Path | None = None) -> dict[str, Any]:
     return merged
 
 
-def _format(value: Metric) -> str:
+def _format(value: _Metric) -> str:
     if isinstance(value, float):
         if value != 0 and abs(value) < 1e-3:
             return f"{value:.1e}"  # a tiny error must not read as 0.0000
@@ -86,7 +86,7 @@ def read_results(name: str, folder: Path = REPO_ROOT / "results") -> dict[str, A
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def render_table(results: dict[str, Any]) -> str:
+def _render_table(results: dict[str, Any]) -> str:
     """Markdown table of every reported metric: chapter, metric, value, mode, device (chapter 00)."""
     rows = [(chapter, name, _format(value), entry["mode"], entry["device"])
             for chapter, entry in sorted(results.items()) if not chapter.startswith("_")
@@ -110,7 +110,7 @@ def replace_marked_block(readme: Path, start: str, end: str, body: str) -> None:
 
 def update_readme(readme: Path, results: dict[str, Any], source: str) -> None:
     """Replace the table between the results markers in the README (chapter 00)."""
-    replace_marked_block(readme, TABLE_START, TABLE_END, f"_Source: `{source}`._\n\n{render_table(results)}")
+    replace_marked_block(readme, TABLE_START, TABLE_END, f"_Source: `{source}`._\n\n{_render_table(results)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from course_lib.files import write_json_atomic
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
-def chapter_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+def _chapter_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
     """The chapter notebooks (``NN_name.ipynb``) in chapter order."""
     notebooks = sorted(p for p in Path(directory).glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
@@ -27,7 +27,7 @@ def chapter_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
     return notebooks
 
 
-def run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
+def _run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
     """Execute the notebooks in ``mode`` into ``out/notebooks`` and write ``out/results.json``."""
     import papermill
     from traitlets.config import Config
@@ -38,7 +38,7 @@ def run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
     results = out / "results"
     os.environ[MODE_ENV] = mode
     os.environ[RESULTS_ENV] = str(results)
-    notebooks = chapter_notebooks()
+    notebooks = _chapter_notebooks()
     if only:
         notebooks = [nb for nb in notebooks if any(nb.stem.startswith(prefix) for prefix in only)]
         if not notebooks:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build")
     parser.add_argument("--only", nargs="*", help="chapter prefixes to run, e.g. 02 04")
     args = parser.parse_args(argv)
-    run_course(args.mode, args.out, args.only)
+    _run_course(args.mode, args.out, args.only)
 
 
 if __name__ == "__main__":

@@ -30,16 +30,6 @@ from course_lib.data.cache import DataError
 from course_lib.data.npm import NpmPackage, npm_tarball
 from course_lib.files import write_bytes_atomic
 
-__all__ = [
-    "DECK",
-    "NPM_PACKAGES",
-    "NpmPackage",
-    "build_deck",
-    "export_deck",
-    "install_assets",
-    "main",
-    "npm_tarball",
-]
 
 SLIDES_DIR = REPO_ROOT / "slides"
 DECK = SLIDES_DIR / "deck.ipynb"
@@ -71,7 +61,7 @@ def _extract(tarball: Path, members: tuple[str, ...], dest: Path) -> None:
             target.write_bytes(archive.extractfile(info).read())
 
 
-def install_assets(out_dir: Path) -> None:
+def _install_assets(out_dir: Path) -> None:
     """Put reveal.js (``dist/`` and ``plugin/``) and ``require.js`` into ``out_dir``."""
     reveal = out_dir / "reveal.js"
     shutil.rmtree(reveal, ignore_errors=True)
@@ -81,7 +71,7 @@ def install_assets(out_dir: Path) -> None:
         shutil.copyfile(Path(scratch) / "require.js", out_dir / "require.js")
 
 
-def export_deck(notebook, out_dir: Path, name: str = "deck") -> Path:
+def _export_deck(notebook, out_dir: Path, name: str = "deck") -> Path:
     """Export an (executed) notebook node to ``out_dir/<name>.slides.html`` with the offline template."""
     from nbconvert import SlidesExporter
     from traitlets.config import Config
@@ -102,7 +92,7 @@ def export_deck(notebook, out_dir: Path, name: str = "deck") -> Path:
     return write_bytes_atomic(out_dir / f"{name}.slides.html", body.encode("utf-8"))
 
 
-def build_deck(out_dir: Path, notebook: Path = DECK, execute: bool = True, timeout: int = 600) -> Path:
+def _build_deck(out_dir: Path, notebook: Path = DECK, execute: bool = True, timeout: int = 600) -> Path:
     """Execute ``notebook`` (in its folder) unless ``execute`` is False, export it and add the assets."""
     import nbformat
     from nbclient import NotebookClient
@@ -114,8 +104,8 @@ def build_deck(out_dir: Path, notebook: Path = DECK, execute: bool = True, timeo
         NotebookClient(node, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(notebook.parent)}}).execute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    install_assets(out_dir)
-    return export_deck(node, out_dir, notebook.stem)
+    _install_assets(out_dir)
+    return _export_deck(node, out_dir, notebook.stem)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-execute", action="store_true", help="export the notebook's stored outputs as they are")
     args = parser.parse_args(argv)
     try:
-        path = build_deck(args.out, args.notebook, execute=not args.no_execute)
+        path = _build_deck(args.out, args.notebook, execute=not args.no_execute)
     except (DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

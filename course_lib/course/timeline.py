@@ -1,6 +1,6 @@
 """Milestones from RNNs to large pre-trained models and their distilled students (chapter 01).
 
-Each :class:`Milestone` is dated by its first public release (the arXiv posting or the
+Each :class:`_Milestone` is dated by its first public release (the arXiv posting or the
 technical report; the venue and its year are in ``reference``). ``params_millions`` is only
 given where the cited paper states the parameter count, and ``distilled_from`` names the
 teacher milestone of a distilled student, so :func:`plot_parameter_growth` can draw an
@@ -17,14 +17,6 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-__all__ = [
-    "KINDS",
-    "KIND_COLORS",
-    "Milestone",
-    "MILESTONES",
-    "plot_timeline",
-    "plot_parameter_growth",
-]
 
 KINDS: tuple[str, ...] = ("architecture", "pretrained model", "distillation")
 KIND_COLORS: dict[str, str] = {
@@ -35,7 +27,7 @@ KIND_COLORS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Milestone:
+class _Milestone:
     """One dated milestone: a model architecture, a pre-trained model or a distillation method."""
 
     year: int
@@ -75,78 +67,78 @@ class Milestone:
         return self.year + (self.month - 1) / 12
 
 
-MILESTONES: tuple[Milestone, ...] = (
-    Milestone(1997, 11, "LSTM", "architecture", None,
+MILESTONES: tuple[_Milestone, ...] = (
+    _Milestone(1997, 11, "LSTM", "architecture", None,
               "Hochreiter & Schmidhuber, Long Short-Term Memory, Neural Computation 9(8), 1997"),
-    Milestone(2006, 8, "Model compression", "distillation", None,
+    _Milestone(2006, 8, "Model compression", "distillation", None,
               "Buciluă, Caruana & Niculescu-Mizil, Model Compression, KDD 2006"),
-    Milestone(2013, 12, "Mimic learning (Ba & Caruana)", "distillation", None,
+    _Milestone(2013, 12, "Mimic learning (Ba & Caruana)", "distillation", None,
               "Ba & Caruana, Do Deep Nets Really Need to be Deep?, NeurIPS 2014 (arXiv:1312.6184)"),
-    Milestone(2014, 6, "RNN encoder-decoder, GRU", "architecture", None,
+    _Milestone(2014, 6, "RNN encoder-decoder, GRU", "architecture", None,
               "Cho et al., Learning Phrase Representations using RNN Encoder-Decoder for "
               "Statistical Machine Translation, EMNLP 2014 (arXiv:1406.1078)"),
-    Milestone(2014, 9, "Attention (Bahdanau et al.)", "architecture", None,
+    _Milestone(2014, 9, "Attention (Bahdanau et al.)", "architecture", None,
               "Bahdanau, Cho & Bengio, Neural Machine Translation by Jointly Learning to Align "
               "and Translate, ICLR 2015 (arXiv:1409.0473)"),
-    Milestone(2014, 9, "Seq2seq (Sutskever et al.)", "architecture", None,
+    _Milestone(2014, 9, "Seq2seq (Sutskever et al.)", "architecture", None,
               "Sutskever, Vinyals & Le, Sequence to Sequence Learning with Neural Networks, "
               "NeurIPS 2014 (arXiv:1409.3215)"),
-    Milestone(2014, 12, "FitNets (hints)", "distillation", None,
+    _Milestone(2014, 12, "FitNets (hints)", "distillation", None,
               "Romero et al., FitNets: Hints for Thin Deep Nets, ICLR 2015 (arXiv:1412.6550)"),
-    Milestone(2015, 3, "Knowledge distillation (Hinton et al.)", "distillation", None,
+    _Milestone(2015, 3, "Knowledge distillation (Hinton et al.)", "distillation", None,
               "Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network, "
               "NIPS 2014 Deep Learning Workshop (arXiv:1503.02531)"),
-    Milestone(2016, 6, "Sequence-level KD (Kim & Rush)", "distillation", None,
+    _Milestone(2016, 6, "Sequence-level KD (Kim & Rush)", "distillation", None,
               "Kim & Rush, Sequence-Level Knowledge Distillation, EMNLP 2016 (arXiv:1606.07947)"),
-    Milestone(2017, 6, "Transformer (base)", "architecture", 65,
+    _Milestone(2017, 6, "Transformer (base)", "architecture", 65,
               "Vaswani et al., Attention Is All You Need, NeurIPS 2017 (arXiv:1706.03762); "
               "Table 3: base model 65M parameters"),
-    Milestone(2018, 6, "GPT", "pretrained model", 117,
+    _Milestone(2018, 6, "GPT", "pretrained model", 117,
               "Radford et al., Improving Language Understanding by Generative Pre-Training, "
               "OpenAI report 2018; 117M as listed for the same-sized model in Radford et al. 2019, Table 2"),
-    Milestone(2018, 10, "BERT-base", "pretrained model", 110,
+    _Milestone(2018, 10, "BERT-base", "pretrained model", 110,
               "Devlin et al., BERT: Pre-training of Deep Bidirectional Transformers for Language "
               "Understanding, NAACL 2019 (arXiv:1810.04805); BERT-base 110M parameters"),
-    Milestone(2018, 10, "BERT-large", "pretrained model", 340,
+    _Milestone(2018, 10, "BERT-large", "pretrained model", 340,
               "Devlin et al., NAACL 2019 (arXiv:1810.04805); BERT-large 340M parameters"),
-    Milestone(2019, 2, "GPT-2", "pretrained model", 1542,
+    _Milestone(2019, 2, "GPT-2", "pretrained model", 1542,
               "Radford et al., Language Models are Unsupervised Multitask Learners, OpenAI report "
               "2019; Table 2: largest model 1542M parameters"),
-    Milestone(2019, 7, "RoBERTa-large", "pretrained model", 355,
+    _Milestone(2019, 7, "RoBERTa-large", "pretrained model", 355,
               "Liu et al., RoBERTa: A Robustly Optimized BERT Pretraining Approach "
               "(arXiv:1907.11692); BERT-large architecture, 355M parameters"),
-    Milestone(2019, 9, "TinyBERT-4", "distillation", 14.5,
+    _Milestone(2019, 9, "TinyBERT-4", "distillation", 14.5,
               "Jiao et al., TinyBERT: Distilling BERT for Natural Language Understanding, "
               "Findings of EMNLP 2020 (arXiv:1909.10351); 4-layer student 14.5M parameters",
               distilled_from="BERT-base"),
-    Milestone(2019, 10, "DistilBERT", "distillation", 66,
+    _Milestone(2019, 10, "DistilBERT", "distillation", 66,
               "Sanh et al., DistilBERT, a distilled version of BERT: smaller, faster, cheaper and "
               "lighter, EMC2 workshop at NeurIPS 2019 (arXiv:1910.01108); 66M parameters",
               distilled_from="BERT-base"),
-    Milestone(2019, 10, "T5-11B", "pretrained model", 11000,
+    _Milestone(2019, 10, "T5-11B", "pretrained model", 11000,
               "Raffel et al., Exploring the Limits of Transfer Learning with a Unified "
               "Text-to-Text Transformer, JMLR 2020 (arXiv:1910.10683); largest model about 11 billion parameters"),
-    Milestone(2020, 2, "MiniLM", "distillation", None,
+    _Milestone(2020, 2, "MiniLM", "distillation", None,
               "Wang et al., MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression "
               "of Pre-Trained Transformers, NeurIPS 2020 (arXiv:2002.10957)"),
-    Milestone(2020, 5, "GPT-3", "pretrained model", 175000,
+    _Milestone(2020, 5, "GPT-3", "pretrained model", 175000,
               "Brown et al., Language Models are Few-Shot Learners, NeurIPS 2020 (arXiv:2005.14165); "
               "175 billion parameters"),
-    Milestone(2021, 6, "Patient & consistent KD (Beyer et al.)", "distillation", None,
+    _Milestone(2021, 6, "Patient & consistent KD (Beyer et al.)", "distillation", None,
               "Beyer et al., Knowledge Distillation: A Good Teacher is Patient and Consistent, "
               "CVPR 2022 (arXiv:2106.05237)"),
 )
 
 
-def _check_milestones(milestones: object) -> list[Milestone]:
+def _check_milestones(milestones: object) -> list[_Milestone]:
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
-        raise TypeError(f"milestones must be a sequence of Milestone, got {type(milestones).__name__}")
+        raise TypeError(f"milestones must be a sequence of _Milestone, got {type(milestones).__name__}")
     items = list(milestones)
     if not items:
         raise ValueError("milestones must not be empty")
     for index, item in enumerate(items):
-        if not isinstance(item, Milestone):
-            raise TypeError(f"milestones[{index}] must be a Milestone, got {type(item).__name__}")
+        if not isinstance(item, _Milestone):
+            raise TypeError(f"milestones[{index}] must be a _Milestone, got {type(item).__name__}")
     return items
 
 
@@ -163,7 +155,7 @@ def _format_params(millions: float) -> str:
     return f"{millions:g}M"
 
 
-def _crowded_on_right(milestone: Milestone, items: list[Milestone]) -> bool:
+def _crowded_on_right(milestone: _Milestone, items: list[_Milestone]) -> bool:
     """True when another point sits just right of ``milestone`` at about the same height."""
     return any(
         0 < other.date - milestone.date <= 0.6
@@ -172,7 +164,7 @@ def _crowded_on_right(milestone: Milestone, items: list[Milestone]) -> bool:
     )
 
 
-def plot_timeline(milestones: Sequence[Milestone], ax: Axes | None = None) -> Axes:
+def plot_timeline(milestones: Sequence[_Milestone], ax: Axes | None = None) -> Axes:
     """Draw one row per milestone, in date order: a marker at its date and its name beside it.
 
     Markers are coloured by kind; a milestone with a parameter count shows it in its label.
@@ -206,7 +198,7 @@ def plot_timeline(milestones: Sequence[Milestone], ax: Axes | None = None) -> Ax
     return ax
 
 
-def plot_parameter_growth(milestones: Sequence[Milestone], ax: Axes | None = None) -> Axes:
+def plot_parameter_growth(milestones: Sequence[_Milestone], ax: Axes | None = None) -> Axes:
     """Plot parameter count (log scale) against date for milestones with a published count.
 
     Each distilled student is joined to its teacher by an arrow. Returns the Axes (a new

@@ -16,23 +16,15 @@ shifted digits (the "consistent" teacher of Beyer et al. 2022).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
-__all__ = ["JitteredBatches", "jitter"]
+from course_lib import checks
+
 
 _SIDE = 28  # a flattened (N, 784) batch holds 28x28 MNIST images
-
-
-def _check_max_shift(max_shift: object) -> int:
-    if isinstance(max_shift, bool) or not isinstance(max_shift, numbers.Integral):
-        raise TypeError(f"max_shift must be an int (pixels), got {type(max_shift).__name__} {max_shift!r}")
-    if max_shift < 0:
-        raise ValueError(f"max_shift must be >= 0 pixels, got {max_shift}")
-    return int(max_shift)
 
 
 def _as_image_stack(images: Tensor) -> Tensor:
@@ -57,7 +49,7 @@ def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None
     """
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    max_shift = _check_max_shift(max_shift)
+    max_shift = checks.int_at_least("max_shift (pixels)", max_shift, 0)
     stack = _as_image_stack(images)
     if max_shift == 0:
         return images.clone()
@@ -76,12 +68,6 @@ def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None
     batch = torch.arange(n, device=images.device)[:, None, None]
     shifted = padded[batch, rows[:, :, None], cols[:, None, :]]
     return shifted.reshape(images.shape)
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class JitteredBatches:
@@ -121,8 +107,8 @@ class JitteredBatches:
         _as_image_stack(images)
         self.images = images
         self.labels = labels
-        self.batch_size = _check_positive_int("batch_size", batch_size)
-        self.max_shift = _check_max_shift(max_shift)
+        self.batch_size = checks.positive_int("batch_size", batch_size)
+        self.max_shift = checks.int_at_least("max_shift (pixels)", max_shift, 0)
         self.shuffle = bool(shuffle)
         self.with_index = bool(with_index)
         self.generator = torch.Generator().manual_seed(seed)

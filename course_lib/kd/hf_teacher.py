@@ -31,7 +31,7 @@ from course_lib.kd.teacher import frozen
 from course_lib.nn.transformer import ModelOutput
 
 
-def label_permutation(id2label: Mapping[int, str], labels: Sequence[str] = LABELS) -> list[int]:
+def _label_permutation(id2label: Mapping[int, str], labels: Sequence[str] = LABELS) -> list[int]:
     """For each course label, the index of the same label in the model's ``id2label``."""
     names = {int(index): str(name) for index, name in id2label.items()}
     by_name = {name: index for index, name in names.items()}
@@ -45,7 +45,7 @@ def label_permutation(id2label: Mapping[int, str], labels: Sequence[str] = LABEL
     return [by_name[label] for label in labels]
 
 
-def align_first_pieces(piece_logits: Tensor, word_ids: Sequence[Sequence[int | None]], length: int) -> Tensor:
+def _align_first_pieces(piece_logits: Tensor, word_ids: Sequence[Sequence[int | None]], length: int) -> Tensor:
     """Per-character logits from per-piece logits: the first piece of each character, zeros where none.
 
     ``piece_logits`` is (batch, pieces, classes); ``word_ids[b][p]`` is the character index of
@@ -85,7 +85,7 @@ class HFTeacher(nn.Module):
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.labels = tuple(labels)
-        self.register_buffer("permutation", torch.tensor(label_permutation(model.config.id2label, labels)), persistent=False)
+        self.register_buffer("permutation", torch.tensor(_label_permutation(model.config.id2label, labels)), persistent=False)
 
     @classmethod
     def from_pretrained(cls, local_dir: str | PathLike[str], vocab: CharVocab, labels: Sequence[str] = LABELS) -> HFTeacher:
@@ -119,5 +119,5 @@ class HFTeacher(nn.Module):
                 input_ids=encoded["input_ids"].to(device), attention_mask=encoded["attention_mask"].to(device)
             ).logits
         word_ids = [encoded.word_ids(b) for b in range(len(sentences))]
-        aligned = align_first_pieces(pieces, word_ids, input_ids.shape[1])
+        aligned = _align_first_pieces(pieces, word_ids, input_ids.shape[1])
         return ModelOutput(logits=aligned[..., self.permutation].to(input_ids.device), mask=mask)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from course_lib import checks
 from course_lib.nn.transformer import TokenTagger
 
 
@@ -60,9 +61,8 @@ class LayerMap:
     @classmethod
     def uniform(cls, student_layers: int, teacher_layers: int, *, embeddings: bool = True) -> LayerMap:
         """Student block ``m`` ← teacher block ``round(m · teacher_layers / student_layers)`` (TinyBERT's map)."""
-        for name, value in (("student_layers", student_layers), ("teacher_layers", teacher_layers)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        checks.positive_int("student_layers", student_layers)
+        checks.positive_int("teacher_layers", teacher_layers)
         if student_layers > teacher_layers:
             raise ValueError(
                 f"a uniform map needs a student no deeper than its teacher, got {student_layers} student "
@@ -94,7 +94,7 @@ def comparable_maps(student_map: Tensor, teacher_map: Tensor) -> tuple[Tensor, T
 
 
 @dataclass
-class InitReport:
+class _InitReport:
     """What :func:`init_from_teacher` did: the student tensors copied and those skipped, with the reason."""
 
     copied: list[str] = field(default_factory=list)
@@ -119,7 +119,7 @@ def _block_source(name: str, block_map: dict[int, int]) -> str | None:
 
 
 @torch.no_grad()
-def init_from_teacher(student: TokenTagger, teacher: TokenTagger, layer_map: LayerMap) -> InitReport:
+def init_from_teacher(student: TokenTagger, teacher: TokenTagger, layer_map: LayerMap) -> _InitReport:
     """Copy teacher weights into ``student`` wherever the shapes match (DistilBERT's initialisation).
 
     Student block ``s`` takes the weights of teacher block ``t`` for every block pair of
@@ -132,7 +132,7 @@ def init_from_teacher(student: TokenTagger, teacher: TokenTagger, layer_map: Lay
     layer_map.check_against(student.config.num_layers, teacher.config.num_layers)
     block_map = dict(layer_map.block_pairs)
     teacher_state = teacher.state_dict()
-    report = InitReport()
+    report = _InitReport()
     for name, tensor in student.state_dict().items():
         source = _block_source(name, block_map)
         if source is None:

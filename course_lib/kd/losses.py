@@ -90,7 +90,7 @@ def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
         )
 
 
-def real_positions(mask: Tensor | None, shape: torch.Size) -> Tensor | None:
+def _real_positions(mask: Tensor | None, shape: torch.Size) -> Tensor | None:
     """The boolean mask of real positions of (batch, length, …) tensors; None when there is no length axis (chapter 05).
 
     Token-level tensors need ``mask`` (batch, length), True on real tokens; a mask without a
@@ -132,7 +132,7 @@ def soft_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float, 
     """
     temperature = checks.temperature(temperature)
     _check_pair(student_logits, teacher_logits)
-    mask = real_positions(mask, student_logits.shape)
+    mask = _real_positions(mask, student_logits.shape)
     return _kl_rows(_rows(student_logits, mask), _rows(teacher_logits, mask), temperature).mean()
 
 
@@ -167,7 +167,7 @@ def distillation_terms(
     """
     temperature = checks.temperature(temperature)
     _check_pair(student_logits, teacher_logits)
-    mask = real_positions(mask, student_logits.shape)
+    mask = _real_positions(mask, student_logits.shape)
     student_rows = _rows(student_logits, mask)
     terms = {}
     if "soft" in need:
@@ -238,7 +238,7 @@ class HiddenStateLoss(nn.Module):
             raise ValueError(f"student and teacher hidden states cover different (batch, length): "
                              f"{tuple(student_hidden.shape[:2])} vs {tuple(teacher_hidden.shape[:2])}")
         if mask is not None:
-            mask = real_positions(mask, student_hidden.shape)
+            mask = _real_positions(mask, student_hidden.shape)
         student_rows = _full_precision(_rows(student_hidden, mask))
         teacher_rows = _full_precision(_rows(teacher_hidden.detach(), mask))
         projected = self.projection(student_rows.to(self.projection.weight.dtype))
@@ -273,7 +273,7 @@ def attention_map_loss(
     if mask is None:
         pairs = torch.ones(batch, length, length, dtype=torch.bool, device=student.device)
     else:
-        real = real_positions(mask, (batch, length, length)).to(student.device)
+        real = _real_positions(mask, (batch, length, length)).to(student.device)
         pairs = real[:, :, None] & real[:, None, :]
     pairs = pairs[:, None].expand(batch, heads, length, length)
     if kind == "mse":

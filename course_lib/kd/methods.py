@@ -1,7 +1,7 @@
 """How a student learns from its teacher, by name: the registry every case picks its loss from (chapter 05).
 
 A :class:`DistillRecipe` is a training recipe plus ``method``, ``temperature`` and ``alpha``. Each
-method is registered here once with :func:`register_method`; :func:`setup_method` turns a recipe,
+method is registered here once with :func:`_register_method`; :func:`setup_method` turns a recipe,
 a student and its teacher into the ``loss_fn`` the training loop calls and whatever else the
 optimiser needs. The names:
 
@@ -36,7 +36,7 @@ from course_lib.train.recipe import Recipe
 
 
 @dataclass
-class MethodSetup:
+class _MethodSetup:
     """What a method gives the training loop: the ``loss_fn``, parameters it brings, and facts to record."""
 
     loss_fn: LossFn
@@ -45,14 +45,14 @@ class MethodSetup:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-Builder = Callable[..., MethodSetup]
-METHODS: dict[str, Builder] = {}
+_Builder = Callable[..., _MethodSetup]
+METHODS: dict[str, _Builder] = {}
 
 
-def register_method(name: str) -> Callable[[Builder], Builder]:
-    """Register ``builder(recipe, student, teacher, task_loss, cache) -> MethodSetup`` under ``name`` (chapter 05)."""
+def _register_method(name: str) -> Callable[[_Builder], _Builder]:
+    """Register ``builder(recipe, student, teacher, task_loss, cache) -> _MethodSetup`` under ``name`` (chapter 05)."""
 
-    def register(builder: Builder) -> Builder:
+    def register(builder: _Builder) -> _Builder:
         if name in METHODS:
             raise ValueError(f"a distillation method named {name!r} is already registered")
         METHODS[name] = builder
@@ -85,8 +85,8 @@ class DistillRecipe(Recipe):
 
 
 def setup_method(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module | None, task_loss: LossFn,
-                 cache: TeacherLogitCache | None = None) -> MethodSetup:
-    """The :class:`MethodSetup` of ``recipe.method`` for ``student`` and ``teacher`` (chapter 05).
+                 cache: TeacherLogitCache | None = None) -> _MethodSetup:
+    """The :class:`_MethodSetup` of ``recipe.method`` for ``student`` and ``teacher`` (chapter 05).
 
     ``task_loss(model, batch)`` is the case's loss on its labels; ``cache`` holds the teacher's
     logits when the inputs look the same every epoch.
@@ -96,49 +96,49 @@ def setup_method(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Modul
     return METHODS[recipe.method](recipe, student=student, teacher=teacher, task_loss=task_loss, cache=cache)
 
 
-@register_method("labels")
-def _labels(recipe: DistillRecipe, *, task_loss: LossFn, **_: Any) -> MethodSetup:
-    return MethodSetup(task_loss)
+@_register_method("labels")
+def _labels(recipe: DistillRecipe, *, task_loss: LossFn, **_: Any) -> _MethodSetup:
+    return _MethodSetup(task_loss)
 
 
-@register_method("sequence_kd")
-def _sequence_kd(recipe: DistillRecipe, *, task_loss: LossFn, **_: Any) -> MethodSetup:
-    return MethodSetup(task_loss)
+@_register_method("sequence_kd")
+def _sequence_kd(recipe: DistillRecipe, *, task_loss: LossFn, **_: Any) -> _MethodSetup:
+    return _MethodSetup(task_loss)
 
 
-@register_method("logits")
-def _logits(recipe: DistillRecipe, *, teacher: nn.Module, cache: TeacherLogitCache | None, **_: Any) -> MethodSetup:
-    return MethodSetup(Distiller(teacher, recipe.temperature, recipe.alpha, cache=cache))
+@_register_method("logits")
+def _logits(recipe: DistillRecipe, *, teacher: nn.Module, cache: TeacherLogitCache | None, **_: Any) -> _MethodSetup:
+    return _MethodSetup(Distiller(teacher, recipe.temperature, recipe.alpha, cache=cache))
 
 
-@register_method("layers")
-def _layers(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, **_: Any) -> MethodSetup:
+@_register_method("layers")
+def _layers(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, **_: Any) -> _MethodSetup:
     distiller = IntermediateDistiller(
         teacher, student, LayerMap.uniform(student.config.num_layers, teacher.config.num_layers),
         temperature=recipe.temperature, alpha=recipe.alpha, hidden_weight=recipe.hidden_weight,
         attention_weight=recipe.attention_weight,
     )
-    return MethodSetup(distiller, extra_parameters=list(distiller.parameters()))
+    return _MethodSetup(distiller, extra_parameters=list(distiller.parameters()))
 
 
-@register_method("teacher_init")
-def _teacher_init(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, **_: Any) -> MethodSetup:
+@_register_method("teacher_init")
+def _teacher_init(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, **_: Any) -> _MethodSetup:
     report = init_from_teacher(student, teacher, LayerMap.uniform(student.config.num_layers, teacher.config.num_layers))
-    return MethodSetup(Distiller(teacher, recipe.temperature, recipe.alpha),
+    return _MethodSetup(Distiller(teacher, recipe.temperature, recipe.alpha),
                        facts={"copied_tensors": len(report.copied), "skipped_tensors": len(report.skipped)})
 
 
-@register_method("cascade")
-def _cascade(recipe: DistillRecipe, *, student: nn.Module, **_: Any) -> MethodSetup:
-    return MethodSetup(cascade_loss, param_groups=[{"params": student.trainable_parameters()}])
+@_register_method("cascade")
+def _cascade(recipe: DistillRecipe, *, student: nn.Module, **_: Any) -> _MethodSetup:
+    return _MethodSetup(cascade_loss, param_groups=[{"params": student.trainable_parameters()}])
 
 
-@register_method("transfer")
-def _transfer(recipe: DistillRecipe, *, teacher: nn.Module, cache: TeacherLogitCache | None, **_: Any) -> MethodSetup:
+@_register_method("transfer")
+def _transfer(recipe: DistillRecipe, *, teacher: nn.Module, cache: TeacherLogitCache | None, **_: Any) -> _MethodSetup:
     labelled = Distiller(teacher, recipe.temperature, recipe.alpha, cache=cache)
     soft_only = Distiller(teacher, recipe.temperature, 0.0, cache=cache)
 
     def loss(student: nn.Module, batch: dict) -> Any:
         return labelled(student, batch) if "labels" in batch else soft_only(student, batch)
 
-    return MethodSetup(loss)
+    return _MethodSetup(loss)

@@ -18,12 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = [
-    "scaled_dot_product_attention",
-    "padding_mask",
-    "causal_mask",
-    "MultiHeadAttention",
-]
+from course_lib import checks
 
 
 def _require_tensor(value: object, name: str) -> Tensor:
@@ -152,8 +147,7 @@ def padding_mask(mask_or_lengths: Tensor, max_len: int | None = None) -> Tensor:
 
 def causal_mask(length: int, device: torch.device | str | None = None) -> Tensor:
     """Return the (length, length) boolean mask where position i may attend to j <= i."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
+    checks.positive_int("length", length)
     return torch.ones(length, length, dtype=torch.bool, device=device).tril()
 
 
@@ -180,8 +174,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
         for name, size in (("d_model", d_model), ("num_heads", num_heads)):
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"{name} must be a positive int, got {size!r}")
+            checks.positive_int(name, size)
         if d_model % num_heads != 0:
             raise ValueError(
                 f"d_model ({d_model}) must be divisible by num_heads ({num_heads}) so that "

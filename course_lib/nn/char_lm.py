@@ -15,12 +15,12 @@ at a fraction of the cost — the reason every serving stack for generative mode
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from course_lib import checks
 from course_lib.nn.attention import scaled_dot_product_attention
 from course_lib.nn.transformer import EncoderBlock, ModelOutput, TransformerConfig, TransformerEncoder
 
@@ -121,10 +121,8 @@ def sample(
     if not isinstance(model, CharLM):
         raise TypeError(f"model must be a CharLM, got {type(model).__name__}")
     for name, value in (("count", count), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+        checks.positive_int(name, value)
+    checks.temperature(temperature)
     if max_new_tokens + 1 > model.config.max_len:
         raise ValueError(f"max_new_tokens={max_new_tokens} does not fit max_len={model.config.max_len} "
                          "(one position goes to <s>)")

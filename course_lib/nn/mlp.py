@@ -18,34 +18,18 @@ errors out of 10,000, not accuracy).
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = [
-    "IN_FEATURES",
-    "NUM_CLASSES",
-    "MLP",
-    "MLPConfig",
-    "apply_max_norm_",
-    "count_errors",
-    "student_config",
-    "teacher_config",
-]
+from course_lib import checks
+
 
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
 _IMAGE_SHAPES = ((IN_FEATURES,), (28, 28), (1, 28, 28))
-
-
-def _check_probability(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a drop probability in [0, 1), got {value}")
 
 
 @dataclass(frozen=True)
@@ -73,16 +57,11 @@ class MLPConfig:
         if not self.hidden:
             raise ValueError("hidden must name at least one hidden layer, e.g. (800, 800)")
         for width in self.hidden:
-            if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
-                raise ValueError(f"hidden layer widths must be positive ints, got {self.hidden!r}")
-        _check_probability("input_dropout", self.input_dropout)
-        _check_probability("dropout", self.dropout)
-        if self.max_norm is not None and (
-            isinstance(self.max_norm, bool)
-            or not isinstance(self.max_norm, numbers.Real)
-            or not self.max_norm > 0
-        ):
-            raise ValueError(f"max_norm must be a positive number or None (no bound), got {self.max_norm!r}")
+            checks.positive_int("every hidden layer width", width)
+        checks.number_in("input_dropout (a drop probability)", self.input_dropout, 0.0, 1.0, high_open=True)
+        checks.number_in("dropout (a drop probability)", self.dropout, 0.0, 1.0, high_open=True)
+        if self.max_norm is not None:
+            checks.positive_number("max_norm (or None for no bound)", self.max_norm)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-serialisable dict (``hidden`` as a list)."""
@@ -172,8 +151,7 @@ def count_errors(model: nn.Module, images: Tensor, labels: Tensor, batch_size: i
             f"labels must be (N,) with one label per image, got {images.shape[0]} images and labels "
             f"of shape {tuple(labels.shape)}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    checks.positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -18,27 +18,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = [
-    "POSITIONAL_KINDS",
-    "sinusoidal_encoding",
-    "offset_matrix",
-    "SinusoidalPositionalEncoding",
-    "LearnedPositionalEncoding",
-    "NoPositionalEncoding",
-    "build_positional_encoding",
-]
+from course_lib import checks
+
 
 POSITIONAL_KINDS: tuple[str, ...] = ("sinusoidal", "learned", "none")
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_even_d_model(d_model: object) -> int:
-    d_model = _check_positive_int(d_model, "d_model")
+    d_model = checks.positive_int("d_model", d_model)
     if d_model % 2 != 0:
         raise ValueError(
             f"d_model must be even for the sinusoidal encoding (sin/cos pairs), got {d_model}"
@@ -60,7 +47,7 @@ def sinusoidal_encoding(
     Even columns hold sin(p * w_i), odd columns cos(p * w_i) with w_i = 10000^(-2i / d_model).
     The table is computed in float64 and returned as ``dtype``.
     """
-    max_len = _check_positive_int(max_len, "max_len")
+    max_len = checks.positive_int("max_len", max_len)
     d_model = _check_even_d_model(d_model)
     positions = torch.arange(max_len, dtype=torch.float64)[:, None]
     angles = positions * _frequencies(d_model)[None, :]  # (max_len, d_model / 2)
@@ -96,8 +83,8 @@ class _PositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int):
         super().__init__()
-        self.d_model = _check_positive_int(d_model, "d_model")
-        self.max_len = _check_positive_int(max_len, "max_len")
+        self.d_model = checks.positive_int("d_model", d_model)
+        self.max_len = checks.positive_int("max_len", max_len)
 
     def _check_input(self, x: Tensor) -> int:
         if not isinstance(x, Tensor):
@@ -152,7 +139,7 @@ class LearnedPositionalEncoding(_PositionalEncoding):
         return x + self.weight[:length]
 
 
-class NoPositionalEncoding(_PositionalEncoding):
+class _NoPositionalEncoding(_PositionalEncoding):
     """Identity (same checks as the other encodings), for the no-position ablation."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -168,5 +155,5 @@ def build_positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Modul
     if kind == "learned":
         return LearnedPositionalEncoding(d_model, max_len)
     if kind == "none":
-        return NoPositionalEncoding(d_model, max_len)
+        return _NoPositionalEncoding(d_model, max_len)
     raise ValueError(f"kind must be one of {POSITIONAL_KINDS}, got {kind!r}")

@@ -20,9 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from course_lib import checks
 from course_lib.nn.transformer import ModelOutput
-
-__all__ = ["BiLSTMConfig", "BiLSTMTagger"]
 
 
 @dataclass
@@ -38,11 +37,8 @@ class BiLSTMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_embed", "hidden", "num_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            checks.positive_int(name, getattr(self, name))
+        checks.number_in("dropout", self.dropout, 0.0, 1.0, high_open=True)
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id must lie in [0, vocab_size={self.vocab_size}), got {self.pad_id}")
 
@@ -58,8 +54,7 @@ class BiLSTMTagger(nn.Module):
         super().__init__()
         if not isinstance(config, BiLSTMConfig):
             raise TypeError(f"config must be a BiLSTMConfig, got {type(config).__name__}")
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-            raise ValueError(f"num_labels must be a positive int, got {num_labels!r}")
+        checks.positive_int("num_labels", num_labels)
         self.config = config
         self.num_labels = num_labels
         self.embed = nn.Embedding(config.vocab_size, config.d_embed, padding_idx=config.pad_id)

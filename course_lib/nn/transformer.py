@@ -22,27 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from course_lib import checks
 from course_lib.nn.attention import MultiHeadAttention, causal_mask
 from course_lib.nn.positional import POSITIONAL_KINDS, build_positional_encoding
 
-__all__ = [
-    "TransformerConfig",
-    "TransformerShape",
-    "ModelOutput",
-    "FeedForward",
-    "EncoderBlock",
-    "TransformerEncoder",
-    "TokenTagger",
-    "SequenceClassifier",
-    "count_parameters",
-]
 
 POOLING_KINDS: tuple[str, ...] = ("mean", "first")
-
-
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 @dataclass
@@ -70,15 +55,12 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_heads", "num_layers", "d_ff", "max_len"):
-            _check_positive_int(getattr(self, name), name)
+            checks.positive_int(name, getattr(self, name))
         if self.d_model % self.num_heads != 0:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        checks.number_in("dropout", self.dropout, 0.0, 1.0, high_open=True)
         for name in ("norm_first", "causal"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -307,7 +289,7 @@ class TokenTagger(nn.Module):
 
     def __init__(self, config: TransformerConfig, num_labels: int):
         super().__init__()
-        _check_positive_int(num_labels, "num_labels")
+        checks.positive_int("num_labels", num_labels)
         self.config = config
         self.num_labels = num_labels
         self.encoder = TransformerEncoder(config)
@@ -330,7 +312,7 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, config: TransformerConfig, num_classes: int, pooling: str = "mean"):
         super().__init__()
-        _check_positive_int(num_classes, "num_classes")
+        checks.positive_int("num_classes", num_classes)
         if pooling not in POOLING_KINDS:
             raise ValueError(f"pooling must be one of {POOLING_KINDS}, got {pooling!r}")
         self.config = config

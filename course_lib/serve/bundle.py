@@ -43,23 +43,8 @@ from course_lib.data import LABELS, CharVocab
 from course_lib.nn.mlp import MLP, NUM_CLASSES, MLPConfig
 from course_lib.nn.transformer import TokenTagger, TransformerConfig
 
-__all__ = [
-    "BUNDLE_FORMAT",
-    "CONFIG_FILE",
-    "DIGIT_LABELS",
-    "FORMAT_VERSION",
-    "INT8_FILE",
-    "ONNX_FILE",
-    "TASKS",
-    "WEIGHTS_FILE",
-    "Bundle",
-    "BundleError",
-    "load_bundle",
-    "read_bundle_config",
-    "save_bundle",
-]
 
-BUNDLE_FORMAT = "course_lib.serve.bundle"
+BUNDLE_FORMAT = "course_lib.deploy"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -40,6 +40,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import Tensor, nn
 
+from course_lib import checks
 from course_lib.files import atomic_path
 from course_lib.serve.bundle import INT8_FILE, ONNX_FILE, load_bundle
 from course_lib.nn.mlp import IN_FEATURES, MLP
@@ -166,8 +167,7 @@ def onnx_session(path: str | PathLike[str], threads: int = 1) -> ort.InferenceSe
             f"no ONNX model at {path}; create it with course_lib.serve.onnx.export_bundle(folder) "
             "or export_onnx(model, path)"
         )
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    checks.positive_int("threads", threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -56,7 +56,7 @@ from course_lib.nn.mlp import IN_FEATURES
 from course_lib.train.fit import cpu_threads
 
 BACKENDS = ("torch", "onnx", "int8")
-Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
+_Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 class TorchRunner:
@@ -84,7 +84,7 @@ class OnnxRunner:
         return self.session.run(["logits"], inputs)[0]
 
 
-def make_runner(bundle: Bundle, backend: str = "torch", threads: int = 1) -> Runner:
+def make_runner(bundle: Bundle, backend: str = "torch", threads: int = 1) -> _Runner:
     """The runner for ``bundle`` on ``backend`` (one of :data:`BACKENDS`)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -121,7 +121,7 @@ class NerPredictor:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: _Runner,
         vocab: CharVocab,
         labels: Sequence[str],
         max_len: int,
@@ -245,7 +245,7 @@ class NerPredictor:
 
 
 @dataclass(frozen=True)
-class DigitPrediction:
+class _DigitPrediction:
     """The predicted digit of each image, shape (N,), and the probabilities of the ten digits, (N, 10)."""
 
     digits: np.ndarray
@@ -255,7 +255,7 @@ class DigitPrediction:
 _IMAGE_SHAPES = {(28, 28): "one image", (IN_FEATURES,): "one flattened image"}
 
 
-def as_pixel_batch(images: object) -> np.ndarray:
+def _as_pixel_batch(images: object) -> np.ndarray:
     """Check ``images`` and return them as float32 (N, 784) in [0, 1] (see the module docstring)."""
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu()
@@ -298,19 +298,19 @@ def as_pixel_batch(images: object) -> np.ndarray:
 class DigitPredictor:
     """Classify 28×28 digits with the MNIST network (see the module docstring for the accepted input)."""
 
-    def __init__(self, runner: Runner, labels: Sequence[str], *, batch_size: int = 256) -> None:
+    def __init__(self, runner: _Runner, labels: Sequence[str], *, batch_size: int = 256) -> None:
         self.runner = runner
         self.labels = list(labels)
         self.batch_size = checks.positive_int("batch_size", batch_size)
 
-    def predict(self, images: object) -> DigitPrediction:
+    def predict(self, images: object) -> _DigitPrediction:
         """The digit and the ten probabilities of each image (one image counts as a batch of one)."""
-        pixels = as_pixel_batch(images)
+        pixels = _as_pixel_batch(images)
         probs = np.zeros((len(pixels), len(self.labels)))
         for first in range(0, len(pixels), self.batch_size):
             chunk = pixels[first:first + self.batch_size]
             probs[first:first + len(chunk)] = _softmax(self.runner({"images": chunk}).astype(np.float64))
-        return DigitPrediction(digits=probs.argmax(axis=1), probabilities=probs)
+        return _DigitPrediction(digits=probs.argmax(axis=1), probabilities=probs)
 
 
 def load_predictor(
@@ -324,7 +324,7 @@ def load_predictor(
     return DigitPredictor(runner, bundle.labels, **options)
 
 
-def predictor_task(predictor: NerPredictor | DigitPredictor) -> str:
+def _predictor_task(predictor: NerPredictor | DigitPredictor) -> str:
     """"ner" or "mnist": which task ``predictor`` answers."""
     return "ner" if isinstance(predictor, NerPredictor) else "mnist"
 
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.model or default_bundle_dir(args.task, args.mode)
     try:
         predictor = load_predictor(folder, args.backend)
-        if predictor_task(predictor) != args.task:
+        if _predictor_task(predictor) != args.task:
             raise ValueError(f"the bundle at {folder} is not a {args.task!r} model")
         if isinstance(predictor, NerPredictor):
             entities = predictor.predict(args.input)

@@ -31,7 +31,7 @@ def model_path(name: str, mode: str) -> Path:
     return cache_dir() / "models" / f"{name}_{check_mode(mode)}.safetensors"
 
 
-def cache_key(recipe: Recipe, depends_on: Mapping[str, Path | str]) -> dict[str, Any]:
+def _cache_key(recipe: Recipe, depends_on: Mapping[str, Path | str]) -> dict[str, Any]:
     """The recipe's fingerprint and the sha256 of every file (or the given digest) it depends on (chapter 04)."""
     digests = {name: sha256_file(source) if isinstance(source, Path) else str(source)
                for name, source in sorted(depends_on.items())}
@@ -73,7 +73,7 @@ def load_or_train(
     checkpoint). The returned model is in eval mode on ``device``.
     """
     device = torch.device(device)
-    key = cache_key(recipe, depends_on or {})
+    key = _cache_key(recipe, depends_on or {})
     cached = _load(path, key, build, device)
     if cached is not None:
         cached.recipe = recipe

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import course_lib
 from course_lib.files import atomic_path
 
-_FORMAT = "course_lib.train.checkpoint/1"
+_FORMAT = "course_lib.checkpoint/1"
 _SHOWN = 5  # how many offending tensor names an error message lists
 
 

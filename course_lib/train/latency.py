@@ -1,7 +1,7 @@
 """Measuring how long a model takes to answer: medians and tails of many timed calls.
 
 A single timing of a forward pass is noise: the first calls allocate memory and warm caches, and
-other programs steal the CPU now and then. :func:`measure_latency` runs a few untimed warm-up
+other programs steal the CPU now and then. :func:`_measure_latency` runs a few untimed warm-up
 calls, then times ``repeats`` calls one by one (synchronising CUDA around each when the device
 is a GPU) and reports the median (p50), the 95th percentile (p95) and throughput. The models of
 chapters 07 and 08 are timed with it at batch 1 and batch 32, on a fixed number of CPU threads so
@@ -56,7 +56,7 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-def measure_latency(
+def _measure_latency(
     call: Callable[[], object],
     *,
     batch_size: int,
@@ -108,7 +108,7 @@ def interleaved_latency(
     """Time several CPU calls in turn, ``rounds`` times over; keep each call's quietest round.
 
     ``calls`` maps a name to ``(call, batch_size)``. Each round times every call for about
-    ``seconds_per_round`` (at least ``min_repeats`` calls) with :func:`measure_latency`. A call's
+    ``seconds_per_round`` (at least ``min_repeats`` calls) with :func:`_measure_latency`. A call's
     result is the round with the lowest median, its p50 and p95 included: on a shared machine
     other work only ever adds time, and interleaving spreads every call's rounds over the whole
     measurement, so a slow spell of the machine cannot pick on one model.
@@ -118,12 +118,12 @@ def interleaved_latency(
     checks.positive_int("rounds", rounds)
     repeats = {}
     for name, (call, batch_size) in calls.items():
-        probe = measure_latency(call, batch_size=batch_size, repeats=3, warmup=5, threads=threads)
+        probe = _measure_latency(call, batch_size=batch_size, repeats=3, warmup=5, threads=threads)
         repeats[name] = max(min_repeats, min(2000, int(1000 * seconds_per_round / max(probe.p50_ms, 1e-3))))
     best: dict[Hashable, LatencyStats] = {}
     for _ in range(rounds):
         for name, (call, batch_size) in calls.items():
-            stats = measure_latency(call, batch_size=batch_size, repeats=repeats[name], warmup=2, threads=threads)
+            stats = _measure_latency(call, batch_size=batch_size, repeats=repeats[name], warmup=2, threads=threads)
             if name not in best or stats.p50_ms < best[name].p50_ms:
                 best[name] = stats
     return best

@@ -27,7 +27,7 @@ EvaluateFn = Callable[[nn.Module, Any], Mapping[str, float]]
 
 
 @dataclass
-class EpochRecord:
+class _EpochRecord:
     """What happened in one epoch: mean training loss, dev metrics and the lr at its end (chapter 04)."""
 
     epoch: int
@@ -47,7 +47,7 @@ class TrainingHistory:
     monitor: str
     mode: str
     step_losses: list[float] = field(default_factory=list)
-    epochs: list[EpochRecord] = field(default_factory=list)
+    epochs: list[_EpochRecord] = field(default_factory=list)
     best_epoch: int | None = None
     best_score: float | None = None
     stopped_early: bool = False
@@ -228,7 +228,7 @@ def train(
                     waited += 1
                 bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", **{f"dev_{monitor}": f"{dev[monitor]:.4f}"},
                                 refresh=False)
-            history.epochs.append(EpochRecord(epoch, train_loss, dev, float(optimizer.param_groups[0]["lr"])))
+            history.epochs.append(_EpochRecord(epoch, train_loss, dev, float(optimizer.param_groups[0]["lr"])))
             if patience is not None and waited >= patience:
                 history.stopped_early = epoch < epochs
                 break

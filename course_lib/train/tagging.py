@@ -70,7 +70,7 @@ def tagger_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     return token_classification_loss(_logits_of(output), batch["labels"])
 
 
-def decode_predictions(logits: Tensor, mask: Tensor) -> list[list[str]]:
+def _decode_predictions(logits: Tensor, mask: Tensor) -> list[list[str]]:
     """Most likely tag per real token: one list of label strings per sentence, padding dropped."""
     if logits.dim() != 3 or mask.shape != logits.shape[:2]:
         raise ValueError(
@@ -91,7 +91,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def predict_tags(
+def _predict_tags(
     model: nn.Module, loader: Iterable[dict[str, Tensor]]
 ) -> tuple[list[list[str]], list[list[str]]]:
     """Gold and predicted tag sequences for every sentence of ``loader`` (eval mode, no gradients)."""
@@ -105,7 +105,7 @@ def predict_tags(
             for batch in loader:
                 batch = move_to_device(batch, device)
                 output = model(batch["input_ids"], mask=batch["mask"])
-                predicted.extend(decode_predictions(_logits_of(output), batch["mask"]))
+                predicted.extend(_decode_predictions(_logits_of(output), batch["mask"]))
                 for row, keep in zip(batch["labels"].cpu(), batch["mask"].cpu()):
                     gold.append([ID2LABEL[int(index)] for index in row[keep]])
     finally:
@@ -138,7 +138,7 @@ def evaluate_tagger(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> di
 
     Usable as ``evaluate_fn`` for ``train`` (with ``monitor="f1"``).
     """
-    gold, predicted = predict_tags(model, loader)
+    gold, predicted = _predict_tags(model, loader)
     correct = sum(g == p for gold_row, pred_row in zip(gold, predicted) for g, p in zip(gold_row, pred_row))
     overall = entity_scores(gold, predicted)["micro avg"]
     return {"precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
@@ -147,7 +147,7 @@ def evaluate_tagger(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> di
 
 def per_type_report(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> dict[str, dict[str, float]]:
     """:func:`entity_scores` of ``model`` on the sentences of ``loader`` (chapter 04)."""
-    return entity_scores(*predict_tags(model, loader))
+    return entity_scores(*_predict_tags(model, loader))
 
 
 @torch.no_grad()
@@ -203,6 +203,6 @@ def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Ten
 def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
     """Tag each character of ``text``: a list of (character, BIO tag) pairs."""
     output, mask = run_on_text(model, vocab, text)
-    return list(zip(text, decode_predictions(_logits_of(output), mask)[0]))
+    return list(zip(text, _decode_predictions(_logits_of(output), mask)[0]))
 
 

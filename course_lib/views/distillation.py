@@ -64,7 +64,7 @@ def show_soft_targets(
     return figure
 
 
-def loss_mix(
+def _loss_mix(
     student_logits: Tensor, teacher_logits: Tensor, label: int, temperature: float, alpha: float
 ) -> dict[str, np.ndarray | float]:
     """The weighted hard and soft loss terms of one example and their gradients on the student's logits."""
@@ -92,7 +92,7 @@ def show_loss_mix(
     student_logits: Tensor, teacher_logits: Tensor, label: int, temperature: float, alpha: float
 ) -> Figure:
     """How ``alpha`` mixes the two terms for one example: their values and their gradients per class."""
-    mix = loss_mix(student_logits, teacher_logits, label, temperature, alpha)
+    mix = _loss_mix(student_logits, teacher_logits, label, temperature, alpha)
     classes = np.arange(len(mix["total_grad"]))
     figure, (terms_ax, grad_ax) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [0.6, 1.4]})
     terms_ax.bar(["alpha * CE", "(1-alpha) * T² KL"], [mix["hard"], mix["soft"]], color=["#c0392b", "#1f4e79"])

@@ -19,19 +19,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from course_lib import checks
 from course_lib.data import CharVocab
 from course_lib.data.fonts import cjk_font_family
 from course_lib.nn.positional import sinusoidal_encoding
 from course_lib.train.tagging import run_on_text
 
-__all__ = [
-    "SaturationCurve",
-    "attention_for",
-    "plot_saturation",
-    "show_attention",
-    "show_positional_encoding",
-    "softmax_saturation",
-]
 
 def attention_for(model: nn.Module, vocab: CharVocab, text: str) -> list[Tensor]:
     """Attention weights of ``model`` on ``text``: one (heads, L, L) CPU tensor per layer.
@@ -157,7 +150,7 @@ def show_positional_encoding(
 
 
 @dataclass(frozen=True)
-class SaturationCurve:
+class _SaturationCurve:
     """Softmax statistics of random attention scores, one entry per key dimension d_k.
 
     ``score_std``: standard deviation of the scores; ``max_weight``: mean of the largest
@@ -181,7 +174,7 @@ def softmax_saturation(
     seed: int = 0,
     num_keys: int = 16,
     num_samples: int = 512,
-) -> SaturationCurve:
+) -> _SaturationCurve:
     """Measure how the softmax over q·k scores saturates as d_k grows, with or without 1/sqrt(d_k).
 
     For each d_k, ``num_samples`` queries attend to ``num_keys`` keys; q and k have independent
@@ -191,13 +184,11 @@ def softmax_saturation(
     if isinstance(d_k_values, (str, bytes)) or not isinstance(d_k_values, Sequence) or not d_k_values:
         raise ValueError(f"d_k_values must be a non-empty sequence of positive ints, got {d_k_values!r}")
     for d_k in d_k_values:
-        if isinstance(d_k, bool) or not isinstance(d_k, int) or d_k < 1:
-            raise ValueError(f"every d_k must be a positive int, got {d_k!r} in {list(d_k_values)}")
+        checks.positive_int("every d_k", d_k)
     if not isinstance(scaled, bool):
         raise TypeError(f"scaled must be a bool, got {type(scaled).__name__}")
-    for name, value, minimum in (("num_keys", num_keys, 2), ("num_samples", num_samples, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    checks.int_at_least("num_keys", num_keys, 2)
+    checks.positive_int("num_samples", num_samples)
 
     generator = torch.Generator().manual_seed(seed)
     stats: dict[str, list[float]] = {"std": [], "max": [], "entropy": [], "jacobian": []}
@@ -213,7 +204,7 @@ def softmax_saturation(
         stats["max"].append(float(p.max(dim=-1).values.mean()))
         stats["entropy"].append(float(-(p * torch.log(p.clamp_min(1e-300))).sum(-1).mean()))
         stats["jacobian"].append(float(torch.linalg.matrix_norm(jacobian).mean()))
-    return SaturationCurve(
+    return _SaturationCurve(
         scaled=scaled,
         num_keys=num_keys,
         d_k=list(d_k_values),
@@ -224,13 +215,13 @@ def softmax_saturation(
     )
 
 
-def plot_saturation(curves: Sequence[SaturationCurve], axes: Sequence[Axes] | None = None) -> Figure:
+def plot_saturation(curves: Sequence[_SaturationCurve], axes: Sequence[Axes] | None = None) -> Figure:
     """Largest weight, entropy and Jacobian norm against d_k, one line per curve. Returns the Figure."""
-    if isinstance(curves, SaturationCurve) or not curves:
-        raise ValueError("curves must be a non-empty list of SaturationCurve")
+    if isinstance(curves, _SaturationCurve) or not curves:
+        raise ValueError("curves must be a non-empty list of _SaturationCurve")
     for curve in curves:
-        if not isinstance(curve, SaturationCurve):
-            raise TypeError(f"curves must hold SaturationCurve objects, got {type(curve).__name__}")
+        if not isinstance(curve, _SaturationCurve):
+            raise TypeError(f"curves must hold _SaturationCurve objects, got {type(curve).__name__}")
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     if len(axes) != 3 or not all(isinstance(a, Axes) for a in axes):

@@ -28,7 +28,7 @@ from course_lib.views.widgets import png_output
 RUNS_SHOWN = 4
 
 
-def lab_recipe(device: torch.device | str) -> MnistRecipe:
+def _lab_recipe(device: torch.device | str) -> MnistRecipe:
     """The student recipe of the lab: the full-mode student on all digits on a GPU, 5,000 digits and 8 epochs on a CPU."""
     device = torch.device(device)
     full = mnist_recipe("student_scratch", "full")
@@ -37,7 +37,7 @@ def lab_recipe(device: torch.device | str) -> MnistRecipe:
     return dataclasses.replace(full, train_size=5_000, epochs=8)
 
 
-def plot_learning_curves(
+def _plot_learning_curves(
     baseline: list[int], runs: list[tuple[str, list[int]]], teacher_errors: int | None = None
 ) -> Figure:
     """Test errors per epoch: the labels-only baseline, the distilled runs (latest boldest), the teacher."""
@@ -66,7 +66,7 @@ class DistillationLab:
     """Sliders for T and alpha, a Run button, a progress bar and the learning curves.
 
     ``teacher`` is a trained MNIST network; ``recipe`` the student's (default
-    :func:`lab_recipe` for ``device``). Building the lab trains the labels-only baseline once.
+    :func:`_lab_recipe` for ``device``). Building the lab trains the labels-only baseline once.
     """
 
     def __init__(
@@ -82,7 +82,7 @@ class DistillationLab:
         self.teacher = teacher
         self.data = data
         self.device = torch.device(device)
-        self.recipe = recipe or lab_recipe(self.device)
+        self.recipe = recipe or _lab_recipe(self.device)
         self.teacher_errors = teacher_errors
         self.progress = progress
         baseline = fit_mnist_mlp(data, self.recipe, self.device, test_curve=True, progress=progress, desc="labels only")
@@ -106,7 +106,7 @@ class DistillationLab:
         )
 
     def _draw(self) -> None:
-        self.figure.outputs = (png_output(plot_learning_curves(self.baseline, self.runs, self.teacher_errors)),)
+        self.figure.outputs = (png_output(_plot_learning_curves(self.baseline, self.runs, self.teacher_errors)),)
 
     def run(self, temperature: float, alpha: float) -> Trained:
         """Distil a fresh student at ``temperature`` and ``alpha``, add its curve to the plot and return it."""

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["moving_average", "plot_learning_curve", "plot_loss_curves", "plot_lr_schedule"]
+from course_lib import checks
 
 
 def _as_float_list(values: Any, name: str) -> list[float]:
@@ -41,13 +41,12 @@ def _new_axes(ax: Axes | None) -> Axes:
     return ax
 
 
-def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+def _moving_average(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` values (fewer at the start); same length as ``values``.
 
     Non-finite values (a diverged loss) become NaN, and so does every average from there on.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive int, got {window!r}")
+    checks.positive_int("window", window)
     array = np.asarray(_as_float_list(values, "values"), dtype=np.float64)
     array[~np.isfinite(array)] = np.nan
     cumulative = np.concatenate([[0.0], np.cumsum(array)])
@@ -77,7 +76,7 @@ def plot_learning_curve(history: Any, ax: Axes | None = None, window: int | None
     ax = _new_axes(ax)
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="train loss (per step)")
-    ax.plot(steps, moving_average(losses, window), color="tab:blue", linewidth=2,
+    ax.plot(steps, _moving_average(losses, window), color="tab:blue", linewidth=2,
             label=f"train loss (mean of {window})")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
@@ -119,7 +118,7 @@ def plot_loss_curves(
     checked = {str(name): _as_float_list(values, f"curves[{name!r}]") for name, values in curves.items()}
     ax = _new_axes(ax)
     for name, values in checked.items():
-        smoothed = moving_average(values, window)
+        smoothed = _moving_average(values, window)
         steps = np.arange(1, len(smoothed) + 1)
         (line,) = ax.plot(steps, smoothed, linewidth=1.8, label=name)
         finite = np.flatnonzero(np.isfinite(smoothed))

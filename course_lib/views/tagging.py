@@ -1,6 +1,6 @@
 """Teacher and student tagging the same sentence, side by side (the chapter-07 widget).
 
-:func:`tag_with_confidence` tags each character and keeps the probability of the chosen tag;
+:func:`_tag_with_confidence` tags each character and keeps the probability of the chosen tag;
 :func:`side_by_side_html` draws one row per model, each entity coloured by its type and each
 character shaded by the model's confidence, so a reader sees at a glance where the student
 agrees with its teacher and where it hesitates. :func:`tagging_explorer` puts a text box above
@@ -19,14 +19,13 @@ from torch import nn
 from course_lib.data import ID2LABEL, CharVocab, extract_entities
 from course_lib.train.tagging import run_on_text
 
-__all__ = ["ENTITY_COLOURS", "side_by_side_html", "tag_with_confidence", "tagging_explorer"]
 
 ENTITY_COLOURS = {"PER": "#d62728", "LOC": "#2ca02c", "ORG": "#1f77b4"}
 
-Tagger = tuple[nn.Module, CharVocab]
+_Tagger = tuple[nn.Module, CharVocab]
 
 
-def tag_with_confidence(model: nn.Module, vocab: CharVocab, text: str) -> list[tuple[str, str, float]]:
+def _tag_with_confidence(model: nn.Module, vocab: CharVocab, text: str) -> list[tuple[str, str, float]]:
     """``(character, tag, probability of that tag)`` for each character of ``text``."""
     output, _ = run_on_text(model, vocab, text)
     logits = output if isinstance(output, torch.Tensor) else output.logits
@@ -58,14 +57,14 @@ def _row(name: str, tagged: list[tuple[str, str, float]]) -> str:
     )
 
 
-def side_by_side_html(text: str, taggers: Mapping[str, Tagger]) -> str:
+def side_by_side_html(text: str, taggers: Mapping[str, _Tagger]) -> str:
     """An HTML table: one row per named ``(model, vocab)``, entities coloured, characters shaded by confidence."""
     if not taggers:
         raise ValueError("taggers must name at least one (model, vocab) pair, e.g. {'teacher': (model, vocab)}")
     text = text.strip() if isinstance(text, str) else text
     if not text:
         return "<p>Type a sentence to tag it.</p>"
-    rows = [_row(name, tag_with_confidence(model, vocab, text)) for name, (model, vocab) in taggers.items()]
+    rows = [_row(name, _tag_with_confidence(model, vocab, text)) for name, (model, vocab) in taggers.items()]
     legend = " ".join(f'<span style="color:{c};font-weight:bold">{k}</span>' for k, c in ENTITY_COLOURS.items())
     return (
         f"<table>{''.join(rows)}</table>"
@@ -73,7 +72,7 @@ def side_by_side_html(text: str, taggers: Mapping[str, Tagger]) -> str:
     )
 
 
-def tagging_explorer(taggers: Mapping[str, Tagger], text: str) -> widgets.VBox:
+def tagging_explorer(taggers: Mapping[str, _Tagger], text: str) -> widgets.VBox:
     """A text box and the side-by-side tagging of what it holds, redrawn on every change."""
     box = widgets.Text(value=text, description="sentence", layout=widgets.Layout(width="95%"))
     view = widgets.HTML()

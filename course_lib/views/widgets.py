@@ -17,14 +17,14 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
-def figure_of(drawn: Any) -> Figure:
+def _figure_of(drawn: Any) -> Figure:
     """The matplotlib Figure behind what a drawing function returned (Figure, Axes or array of Axes)."""
     if isinstance(drawn, Figure):
         return drawn
     if hasattr(drawn, "figure") and isinstance(drawn.figure, Figure):
         return drawn.figure
     if hasattr(drawn, "flat"):
-        return figure_of(next(iter(drawn.flat)))
+        return _figure_of(next(iter(drawn.flat)))
     raise TypeError(
         f"a drawing function must return a matplotlib Figure or Axes, got {type(drawn).__name__}"
     )
@@ -50,7 +50,7 @@ def explorer(draw: Callable[..., Any], **controls: widgets.ValueWidget) -> widge
 
     def render(_change: Any = None) -> None:
         values = {name: control.value for name, control in controls.items()}
-        output.outputs = (png_output(figure_of(draw(**values))),)
+        output.outputs = (png_output(_figure_of(draw(**values))),)
 
     for control in controls.values():
         control.observe(render, names="value")

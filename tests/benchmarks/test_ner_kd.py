@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from course_lib.cases.ner.compare import NerComparison, NerRow
+from course_lib.cases.ner.compare import _NerComparison, _NerRow
 from course_lib.cases.ner.models import NER_ROLES, capped_recipes
 from tests.benchmarks import load_benchmark
 
@@ -19,7 +19,7 @@ def payload(bench, epochs_cap=3) -> dict:
     f1 = {"teacher": 0.8, "scratch": 0.6, "logit_kd": 0.65, "layer_kd": 0.66, "teacher_init": 0.79, "cascade": 0.78}
     params = {"teacher": 1000, "scratch": 90, "logit_kd": 90, "layer_kd": 90, "teacher_init": 650, "cascade": 1100}
     rows = {
-        role: NerRow(role=role, title=NER_ROLES[role].title, parameters=params[role], precision=f1[role],
+        role: _NerRow(role=role, title=NER_ROLES[role].title, parameters=params[role], precision=f1[role],
                      recall=f1[role], f1=f1[role], per_type_f1={"PER": 0.9, "LOC": 0.8, "ORG": 0.5},
                      latency_batch1_ms=4.0 if role in ("teacher", "cascade") else 1.0, latency_batch32_ms=0.2,
                      dev_curve=[f1[role]], train_seconds=10.0)
@@ -30,7 +30,7 @@ def payload(bench, epochs_cap=3) -> dict:
         "mode": "full", "epochs_cap": epochs_cap, "device": "cpu: test", "wall_seconds": 60.0,
         "train_seconds_total": 2400.0,
         "latency_rounds": 10, "recipes": {role: r.to_dict() for role, r in recipes.items()},
-        **NerComparison(mode="full", rows=rows).to_dict(),
+        **_NerComparison(mode="full", rows=rows).to_dict(),
     }
 
 

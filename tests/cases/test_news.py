@@ -14,12 +14,12 @@ from course_lib.kd.distiller import Distiller
 from course_lib.kd.methods import setup_method
 from course_lib.cases.news import (
     NEWS_ROLES,
-    NewsRecipe,
+    _NewsRecipe,
     compare_news,
-    news_batches,
+    _news_batches,
     news_recipe,
-    news_windows,
-    train_news_model,
+    _news_windows,
+    _train_news_model,
 )
 from course_lib.nn.transformer import SequenceClassifier, count_parameters
 
@@ -44,29 +44,29 @@ def corpus() -> NewsCorpus:
     return NewsCorpus(train=synthetic_items(180, 0), dev=synthetic_items(45, 1), test=synthetic_items(60, 2))
 
 
-def tiny_recipes() -> dict[str, NewsRecipe]:
+def tiny_recipes() -> dict[str, _NewsRecipe]:
     shared = dict(max_len=24, epochs=4, batch_size=16, transfer_windows=2, vocab_min_freq=1)
-    teacher = NewsRecipe(d_model=32, num_heads=2, num_layers=1, d_ff=64, lr=5e-3, **shared)
+    teacher = _NewsRecipe(d_model=32, num_heads=2, num_layers=1, d_ff=64, lr=5e-3, **shared)
     student = dict(d_model=8, num_heads=2, num_layers=1, d_ff=16, lr=1e-2, **shared)
-    return {"teacher": teacher, "scratch": NewsRecipe(**student), "logit_kd": NewsRecipe(**student, method="logits"),
-            "transfer_kd": NewsRecipe(**student, method="transfer")}
+    return {"teacher": teacher, "scratch": _NewsRecipe(**student), "logit_kd": _NewsRecipe(**student, method="logits"),
+            "transfer_kd": _NewsRecipe(**student, method="transfer")}
 
 
 def test_windows_cut_the_text_without_overlap_and_drop_a_short_tail():
     item = NewsItem(title="标题", content="一" * 25, label=1)  # text: 2 + 1 + 25 = 28 characters
-    assert news_windows(item, 10) == [item.text[:10]]
-    assert news_windows(item, 10, later=5) == [item.text[:10], item.text[10:20], item.text[20:28]]
-    assert news_windows(item, 13, later=5) == [item.text[:13], item.text[13:26]], "a 2-character tail is dropped"
-    assert news_windows(item, 10, later=1) == [item.text[:10], item.text[10:20]]
+    assert _news_windows(item, 10) == [item.text[:10]]
+    assert _news_windows(item, 10, later=5) == [item.text[:10], item.text[10:20], item.text[20:28]]
+    assert _news_windows(item, 13, later=5) == [item.text[:13], item.text[13:26]], "a 2-character tail is dropped"
+    assert _news_windows(item, 10, later=1) == [item.text[:10], item.text[10:20]]
 
 
 def test_batches_carry_labels_only_for_the_labelled_windows(corpus):
     recipe = dataclasses.replace(tiny_recipes()["scratch"], method="transfer")
     vocab = CharVocab.from_texts(item.text for item in corpus.train)
-    ordered = news_batches(corpus.train, vocab, recipe, shuffle=False)
+    ordered = _news_batches(corpus.train, vocab, recipe, shuffle=False)
     assert sum(len(b["labels"]) for b in ordered) == len(corpus.train)
     assert ordered[0]["labels"].tolist()[:3] == [0, 1, 2] and ordered[0]["input_ids"].shape[1] <= recipe.max_len
-    training = news_batches(corpus.train, vocab, recipe, shuffle=True, transfer=True)
+    training = _news_batches(corpus.train, vocab, recipe, shuffle=True, transfer=True)
     batches = list(training)
     labelled = [b for b in batches if "labels" in b]
     unlabelled = [b for b in batches if "labels" not in b]
@@ -76,7 +76,7 @@ def test_batches_carry_labels_only_for_the_labelled_windows(corpus):
     assert [b["input_ids"].tolist() for b in batches] != [b["input_ids"].tolist() for b in training], \
         "a new order every epoch"
     with pytest.raises(ValueError, match="nothing to batch"):
-        news_batches([], vocab, recipe, shuffle=False)
+        _news_batches([], vocab, recipe, shuffle=False)
 
 
 def test_the_transfer_student_learns_from_soft_targets_alone_where_there_are_no_labels(corpus):
@@ -88,7 +88,7 @@ def test_the_transfer_student_learns_from_soft_targets_alone_where_there_are_no_
 
     labelled, soft = Distiller(teacher, temperature=2.0, alpha=0.5), Distiller(teacher, temperature=2.0, alpha=0.0)
     loss = setup_method(tiny_recipes()["transfer_kd"], student=student, teacher=teacher, task_loss=None).loss_fn
-    batch = news_batches(corpus.train[:8], vocab, recipe, shuffle=False)[0]
+    batch = _news_batches(corpus.train[:8], vocab, recipe, shuffle=False)[0]
     unlabelled = {key: value for key, value in batch.items() if key != "labels"}
     assert torch.equal(loss(student, batch), labelled(student, batch))
     assert torch.equal(loss(student, unlabelled), soft(student, unlabelled))
@@ -111,13 +111,13 @@ def test_course_recipes_give_every_student_the_teachers_windows_and_a_fraction_o
 ])
 def test_bad_recipes_say_what_is_wrong(field, value, match):
     with pytest.raises(ValueError, match=match):
-        NewsRecipe(**{field: value})
+        _NewsRecipe(**{field: value})
 
 
 def test_a_distilled_student_needs_its_teacher(corpus):
     vocab = CharVocab.from_texts(item.text for item in corpus.train)
     with pytest.raises(ValueError, match="learns from a teacher"):
-        train_news_model("logit_kd", tiny_recipes()["logit_kd"], corpus, vocab, progress=False)
+        _train_news_model("logit_kd", tiny_recipes()["logit_kd"], corpus, vocab, progress=False)
 
 
 def test_the_comparison_trains_every_role_and_measures_it(corpus, context):

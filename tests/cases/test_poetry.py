@@ -12,11 +12,11 @@ from course_lib.nn.char_lm import CharLM
 from course_lib.data import Poem, PoetryCorpus, is_regulated_pentasyllabic
 from course_lib.cases.poetry import (
     POETRY_ROLES,
-    PoetryRecipe,
+    _PoetryRecipe,
     compare_poetry,
-    poem_vocab,
+    _poem_vocab,
     poetry_recipe,
-    train_poetry_model,
+    _train_poetry_model,
 )
 from course_lib.nn.transformer import count_parameters
 
@@ -35,21 +35,21 @@ def corpus() -> PoetryCorpus:
     return PoetryCorpus(train=synthetic_poems(96, 0), dev=synthetic_poems(16, 1), test=synthetic_poems(16, 2))
 
 
-def tiny_recipes() -> dict[str, PoetryRecipe]:
+def tiny_recipes() -> dict[str, _PoetryRecipe]:
     shared = dict(epochs=6, batch_size=16, dropout=0.0, warmup_fraction=0.1)
-    teacher = PoetryRecipe(d_model=32, num_heads=2, num_layers=2, d_ff=64, lr=1e-2, **shared)
+    teacher = _PoetryRecipe(d_model=32, num_heads=2, num_layers=2, d_ff=64, lr=1e-2, **shared)
     student = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, lr=1e-2, **shared)
-    return {"teacher": teacher, "scratch": PoetryRecipe(**student),
-            "word_kd": PoetryRecipe(**student, method="logits"),
-            "sequence_kd": PoetryRecipe(**student, method="sequence_kd")}
+    return {"teacher": teacher, "scratch": _PoetryRecipe(**student),
+            "word_kd": _PoetryRecipe(**student, method="logits"),
+            "sequence_kd": _PoetryRecipe(**student, method="sequence_kd")}
 
 
 def test_the_vocabulary_puts_the_sentence_markers_after_padding_and_unknown(corpus):
-    vocab = poem_vocab(corpus.train)
+    vocab = _poem_vocab(corpus.train)
     assert vocab.tokens()[:4] == ["<pad>", "<unk>", "<s>", "</s>"]
     assert {"，", "。"} <= set(vocab.tokens()) and vocab.index("</s>") == 3
     with pytest.raises(ValueError, match="at least one poem"):
-        poem_vocab([])
+        _poem_vocab([])
 
 
 def test_course_recipes_share_the_teachers_poems_and_epochs_and_are_causal():
@@ -69,15 +69,15 @@ def test_course_recipes_share_the_teachers_poems_and_epochs_and_are_causal():
 ])
 def test_bad_recipes_say_what_is_wrong(field, value, match):
     with pytest.raises(ValueError, match=match):
-        PoetryRecipe(**{field: value})
+        _PoetryRecipe(**{field: value})
 
 
 def test_a_distilled_student_needs_its_teacher_and_enough_poems(corpus):
-    vocab = poem_vocab(corpus.train)
+    vocab = _poem_vocab(corpus.train)
     with pytest.raises(ValueError, match="learns from a teacher"):
-        train_poetry_model("word_kd", tiny_recipes()["word_kd"], corpus, vocab, progress=False)
+        _train_poetry_model("word_kd", tiny_recipes()["word_kd"], corpus, vocab, progress=False)
     with pytest.raises(ValueError, match="exceeds the 96 training poems"):
-        train_poetry_model("teacher", dataclasses.replace(tiny_recipes()["teacher"], train_poems=500), corpus, vocab,
+        _train_poetry_model("teacher", dataclasses.replace(tiny_recipes()["teacher"], train_poems=500), corpus, vocab,
                            progress=False)
 
 

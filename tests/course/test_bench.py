@@ -8,28 +8,38 @@ from pathlib import Path
 import pytest
 
 from course_lib.context import REPO_ROOT
-from course_lib.course.bench import Benchmark, cpu_flags, device_description, epoch_caps_text
+from course_lib.course.bench import Benchmark, _cpu_flags, device_description, epoch_caps_text
 
-DEMO = Benchmark("demo", "a demo benchmark", readme_marker="demo", readme_table=lambda payload: f"rows: {payload['rows']}",
-                 epoch_caps=True, latency_rounds=5)
+SEEN = []
+
+
+def measure(args, context):
+    SEEN.append((args.student_epochs, context.mode))
+    return {"rows": 3}
+
+
+DEMO = Benchmark("demo", "a demo benchmark\n\nmore text", measure, readme_marker="demo",
+                 readme_table=lambda payload: f"rows: {payload['rows']}", epoch_caps=True, latency_rounds=5)
+PLAIN = Benchmark("plain", "no README block, no caps", measure)
 
 
 def test_the_parser_shares_the_common_options_and_names_the_results_file():
     args = DEMO.parser().parse_args(["--mode", "fast"])
+    assert DEMO.parser().description == "a demo benchmark"
     assert (args.mode, args.device, args.readme, args.readme_only, args.latency_rounds) == ("fast", None, None, False, 5)
     assert DEMO.output(args) == REPO_ROOT / "results" / "demo_fast.json"
     chosen = DEMO.parser().parse_args(["--out", "elsewhere.json"])
     assert chosen.mode == "full" and DEMO.output(chosen) == Path("elsewhere.json")
-    plain = Benchmark("plain", "no README block, no caps").parser().parse_args([])
+    plain = PLAIN.parser().parse_args([])
     assert not hasattr(plain, "epochs") and not hasattr(plain, "readme_only") and not hasattr(plain, "latency_rounds")
 
 
 def test_a_benchmark_without_a_readme_block_refuses_the_readme_options(capsys):
     with pytest.raises(SystemExit):
-        Benchmark("plain", "no README block").parser().parse_args(["--readme-only"])
+        PLAIN.parser().parse_args(["--readme-only"])
     assert "unrecognized arguments: --readme-only" in capsys.readouterr().err
     with pytest.raises(ValueError, match="has no README block"):
-        Benchmark("plain", "no README block").update_readme(Path("README.md"), {})
+        PLAIN.update_readme(Path("README.md"), {})
 
 
 @pytest.mark.parametrize("option", ["--epochs", "--student-epochs"])
@@ -45,31 +55,26 @@ def test_run_writes_the_header_the_measurement_and_the_readme_block(tmp_path, mo
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- demo:start -->\nold\n<!-- demo:end -->\noutro\n", encoding="utf-8")
-    seen = []
-
-    def measure(args, context):
-        seen.append((args.student_epochs, context.mode))
-        return {"rows": 3}
-
-    out = DEMO.run(measure, ["--mode", "fast", "--student-epochs", "2", "--out", str(tmp_path / "demo.json"),
+    out = DEMO.run(["--mode", "fast", "--student-epochs", "2", "--out", str(tmp_path / "demo.json"),
                              "--readme", str(readme)])
     payload = json.loads(out.read_text(encoding="utf-8"))
-    assert seen == [(2, "fast")]
+    assert SEEN[-1] == (2, "fast")
     assert (payload["benchmark"], payload["mode"], payload["epochs_cap"], payload["student_epochs_cap"]) == ("demo", "fast", None, 2)
     assert payload["rows"] == 3 and payload["device"].startswith("cpu: ") and payload["wall_seconds"] >= 0
     assert payload["torch"] and payload["recorded_at"] and isinstance(payload["cpu_flags"], list)
     assert readme.read_text(encoding="utf-8") == "intro\n<!-- demo:start -->\nrows: 3\n<!-- demo:end -->\noutro\n"
 
     readme.write_text("<!-- demo:start -->\n<!-- demo:end -->\n", encoding="utf-8")
-    assert DEMO.run(lambda args, context: pytest.fail("--readme-only must not measure"),
-                    ["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
+    runs = len(SEEN)
+    assert DEMO.run(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
+    assert len(SEEN) == runs, "--readme-only must not measure"
     assert "rows: 3" in readme.read_text(encoding="utf-8")
 
 
 def test_the_device_and_cpu_are_named():
     text = device_description("cpu", 2)
     assert text.startswith("cpu: ") and text.endswith("2 used)")
-    assert set(cpu_flags()) <= {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"}
+    assert set(_cpu_flags()) <= {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"}
 
 
 def test_epoch_caps_text():

@@ -1,4 +1,4 @@
-from course_lib.course.envcheck import Check, check_data, check_device, check_package, check_packages, report_lines
+from course_lib.course.envcheck import Check, check_data, check_device, _check_package, check_packages, report_lines
 
 
 def test_installed_packages_pass():
@@ -7,9 +7,9 @@ def test_installed_packages_pass():
 
 
 def test_missing_and_old_packages_fail_with_advice():
-    missing = check_package("no-such-course-package", "1.0")
+    missing = _check_package("no-such-course-package", "1.0")
     assert not missing.ok and "make install" in missing.detail
-    old = check_package("numpy", "999.0")
+    old = _check_package("numpy", "999.0")
     assert not old.ok and "older than 999.0" in old.detail
 
 

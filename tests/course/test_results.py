@@ -3,7 +3,7 @@ import json
 import pytest
 
 from course_lib.context import CourseContext
-from course_lib.course.results import gather, main, render_table, report, update_readme
+from course_lib.course.results import gather, main, _render_table, report, update_readme
 from course_lib.files import write_json_atomic
 
 CTX = CourseContext(mode="fast", device="cpu", seed=0)
@@ -44,7 +44,7 @@ def test_table_and_readme_update(results_folder, tmp_path):
     report("02_self_attention", {"max_weight": 0.91234}, CTX)
     merged = gather()
     merged["_runtimes_seconds"] = {"mode": "fast", "notebooks": {"02_self_attention": 12.0}}
-    table = render_table(merged)
+    table = _render_table(merged)
     assert "| 02_self_attention | max_weight | 0.9123 | fast | cpu |" in table
     assert "notebook run time (s)" in table
     readme = tmp_path / "README.md"
@@ -61,7 +61,7 @@ def test_table_and_readme_update(results_folder, tmp_path):
 
 def test_table_formats_tiny_and_large_numbers_readably():
     entry = {"mode": "fast", "device": "cpu", "metrics": {"error": 2.8e-19, "zero": 0.0, "f1": 0.33549, "ms": 128.96}}
-    table = render_table({"05_x": entry})
+    table = _render_table({"05_x": entry})
     assert "| error | 2.8e-19 |" in table and "| zero | 0.0000 |" in table
     assert "| f1 | 0.3355 |" in table and "| ms | 129.0 |" in table
 

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from course_lib.course.timeline import KINDS, KIND_COLORS, MILESTONES, Milestone, plot_parameter_growth, plot_timeline
+from course_lib.course.timeline import KINDS, KIND_COLORS, MILESTONES, _Milestone, plot_parameter_growth, plot_timeline
 
 REQUIRED = {
     "LSTM",
@@ -80,8 +80,8 @@ def test_published_parameter_counts():
 
 
 def test_date_is_decimal_year():
-    assert Milestone(2019, 1, "a", "architecture", None, "ref").date == 2019.0
-    assert Milestone(2019, 7, "a", "architecture", None, "ref").date == pytest.approx(2019.5)
+    assert _Milestone(2019, 1, "a", "architecture", None, "ref").date == 2019.0
+    assert _Milestone(2019, 7, "a", "architecture", None, "ref").date == pytest.approx(2019.5)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_milestone_rejects_bad_fields(kwargs, error, fragment):
               "params_millions": 66, "reference": "ref"}
     fields.update(kwargs)
     with pytest.raises(error, match=fragment):
-        Milestone(**fields)
+        _Milestone(**fields)
 
 
 def test_plot_timeline_one_marker_and_label_per_milestone():

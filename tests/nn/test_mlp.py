@@ -117,12 +117,12 @@ def test_count_errors_of_a_real_mlp_matches_argmax():
     [
         ({"hidden": ()}, ValueError, "at least one hidden layer"),
         ({"hidden": 800}, TypeError, "hidden must be a tuple"),
-        ({"hidden": (800, 0)}, ValueError, "positive ints"),
-        ({"hidden": (800, 1.5)}, ValueError, "positive ints"),
-        ({"hidden": (8,), "dropout": 1.0}, ValueError, r"dropout must be a drop probability in \[0, 1\)"),
-        ({"hidden": (8,), "input_dropout": -0.1}, ValueError, "input_dropout must be a drop probability"),
-        ({"hidden": (8,), "dropout": "0.5"}, TypeError, "dropout must be a float"),
-        ({"hidden": (8,), "max_norm": 0.0}, ValueError, "max_norm must be a positive number or None"),
+        ({"hidden": (800, 0)}, ValueError, "every hidden layer width must be a positive int"),
+        ({"hidden": (800, 1.5)}, ValueError, "every hidden layer width must be a positive int"),
+        ({"hidden": (8,), "dropout": 1.0}, ValueError, r"dropout \(a drop probability\) must be a number in \[0, 1\)"),
+        ({"hidden": (8,), "input_dropout": -0.1}, ValueError, r"input_dropout \(a drop probability\) must be a number"),
+        ({"hidden": (8,), "dropout": "0.5"}, ValueError, r"dropout \(a drop probability\) must be a number"),
+        ({"hidden": (8,), "max_norm": 0.0}, ValueError, r"max_norm \(or None for no bound\) must be a number > 0"),
     ],
 )
 def test_bad_configs_are_rejected(kwargs, error, message):

@@ -7,7 +7,7 @@ import torch
 
 from course_lib.nn.positional import (
     LearnedPositionalEncoding,
-    NoPositionalEncoding,
+    _NoPositionalEncoding,
     SinusoidalPositionalEncoding,
     build_positional_encoding,
     offset_matrix,
@@ -89,7 +89,7 @@ def test_learned_module_adds_trainable_table():
 
 def test_none_module_is_identity():
     x = torch.randn(2, 5, 8)
-    assert torch.equal(NoPositionalEncoding(8, 20)(x), x)
+    assert torch.equal(_NoPositionalEncoding(8, 20)(x), x)
 
 
 @pytest.mark.parametrize("kind", ["sinusoidal", "learned", "none"])
@@ -104,6 +104,6 @@ def test_sequence_longer_than_max_len_raises(kind):
 def test_factory():
     assert isinstance(build_positional_encoding("sinusoidal", 8, 16), SinusoidalPositionalEncoding)
     assert isinstance(build_positional_encoding("learned", 8, 16), LearnedPositionalEncoding)
-    assert isinstance(build_positional_encoding("none", 8, 16), NoPositionalEncoding)
+    assert isinstance(build_positional_encoding("none", 8, 16), _NoPositionalEncoding)
     with pytest.raises(ValueError, match="kind must be one of .* got 'rotary'"):
         build_positional_encoding("rotary", 8, 16)

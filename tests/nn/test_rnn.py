@@ -35,7 +35,7 @@ def test_the_backward_direction_reads_the_right_context():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"hidden": 0}, "hidden must be a positive int"),
-    ({"dropout": 1.0}, "dropout must be in"),
+    ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
     ({"pad_id": 50}, "pad_id must lie in"),
 ])
 def test_bad_configs_are_refused(kwargs, message):

@@ -268,7 +268,7 @@ def test_config_not_written_by_save_bundle_is_reported(tmp_path):
     with pytest.raises(BundleError, match="not written by course_lib.serve.bundle.save_bundle .its format is None"):
         load_bundle(folder)
     (folder / "config.json").write_text(json.dumps({"format": "keras"}), encoding="utf-8")
-    with pytest.raises(BundleError, match="its format is 'keras', not 'course_lib.serve.bundle'"):
+    with pytest.raises(BundleError, match="its format is 'keras', not 'course_lib.deploy'"):
         load_bundle(folder)
 
 
@@ -302,7 +302,7 @@ def test_architecture_config_that_cannot_build_a_model_is_reported(tmp_path):
 
 def test_invalid_json_is_reported(tmp_path):
     folder = save_bundle(tmp_path / "mnist", mlp())
-    (folder / "config.json").write_text('{"format": "course_lib.serve.bundle",', encoding="utf-8")
+    (folder / "config.json").write_text('{"format": "course_lib.deploy",', encoding="utf-8")
     with pytest.raises(BundleError, match=r"config\.json is not valid JSON"):
         load_bundle(folder)
 

@@ -21,7 +21,7 @@ from course_lib.serve.predict import (
     DigitPredictor,
     NerPredictor,
     TorchRunner,
-    as_pixel_batch,
+    _as_pixel_batch,
     default_bundle_dir,
     load_predictor,
     main,
@@ -496,7 +496,7 @@ def test_bad_pixels_raise_clear_errors(digit_predictors, images, error, message)
 
 
 def test_pixel_batch_is_float32_in_zero_one(digits):
-    pixels = as_pixel_batch(digits)
+    pixels = _as_pixel_batch(digits)
     assert pixels.dtype == np.float32 and pixels.shape == (6, 784)
     assert pixels.min() >= 0.0 and pixels.max() <= 1.0
     np.testing.assert_array_equal(pixels, digits.reshape(6, 784) / np.float32(255))
@@ -521,7 +521,7 @@ def test_onnx_backend_without_exported_files_says_how_to_export(tmp_path, backen
 def test_make_runner_gives_logits_of_the_bundle_model(digits, mnist_folder):
     bundle = load_bundle(mnist_folder)
     runner = make_runner(bundle, "onnx")
-    pixels = as_pixel_batch(digits)
+    pixels = _as_pixel_batch(digits)
     with torch.no_grad():
         expected = bundle.model(torch.from_numpy(pixels)).numpy()
     np.testing.assert_allclose(runner({"images": pixels}), expected, atol=1e-4)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from course_lib.data import CharVocab
-from course_lib.train.cache import cache_key, load_or_train, model_path
+from course_lib.train.cache import _cache_key, load_or_train, model_path
 from course_lib.train.fit import Trained
 from course_lib.train.recipe import Recipe
 
@@ -64,7 +64,7 @@ def test_another_recipe_or_another_input_retrains(tmp_path):
 def test_the_key_is_the_fingerprint_and_the_digests(tmp_path):
     source = tmp_path / "data.txt"
     source.write_text("x", encoding="utf-8")
-    key = cache_key(Recipe(), {"data": source, "vocab": "abc"})
+    key = _cache_key(Recipe(), {"data": source, "vocab": "abc"})
     assert key["recipe"] == Recipe().fingerprint() and key["depends_on"]["vocab"] == "abc"
     assert len(key["depends_on"]["data"]) == 64
 

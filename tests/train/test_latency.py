@@ -7,12 +7,12 @@ import time
 import pytest
 import torch
 
-from course_lib.train.latency import LatencyStats, interleaved_latency, measure_latency
+from course_lib.train.latency import LatencyStats, interleaved_latency, _measure_latency
 
 
 def test_every_call_is_made_and_only_the_repeats_are_timed():
     calls = []
-    stats = measure_latency(lambda: calls.append(torch.is_grad_enabled()), batch_size=4, repeats=7, warmup=2)
+    stats = _measure_latency(lambda: calls.append(torch.is_grad_enabled()), batch_size=4, repeats=7, warmup=2)
     assert len(calls) == 9 and not any(calls), "warm-up + repeats, all under no_grad"
     assert stats.repeats == 7 and stats.batch_size == 4
     assert 0 <= stats.p50_ms <= stats.p95_ms
@@ -26,7 +26,7 @@ def test_a_slow_call_measures_slow_and_the_threads_are_restored():
         seen.append(torch.get_num_threads())
         time.sleep(0.01)
 
-    stats = measure_latency(sleepy, batch_size=2, repeats=5, warmup=1, threads=1)
+    stats = _measure_latency(sleepy, batch_size=2, repeats=5, warmup=1, threads=1)
     assert set(seen) == {1} and torch.get_num_threads() == before
     assert stats.p50_ms >= 9.0 and stats.mean_ms >= 9.0
     assert stats.throughput == pytest.approx(2 / (stats.p50_ms / 1000))
@@ -46,9 +46,9 @@ def test_percentiles_and_the_results_dict():
 ])
 def test_bad_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        measure_latency(lambda: None, **kwargs)
+        _measure_latency(lambda: None, **kwargs)
     with pytest.raises(TypeError, match="call must be a function"):
-        measure_latency("model", batch_size=1)
+        _measure_latency("model", batch_size=1)
 
 
 def test_interleaved_latency_times_every_call_in_turn_and_keeps_the_quietest_round(monkeypatch):
@@ -63,7 +63,7 @@ def test_interleaved_latency_times_every_call_in_turn_and_keeps_the_quietest_rou
         p50 = next(medians[name])
         return LatencyStats(p50_ms=p50, p95_ms=2 * p50, mean_ms=p50, repeats=repeats, batch_size=batch_size)
 
-    monkeypatch.setattr(latency, "measure_latency", fake_measure)
+    monkeypatch.setattr(latency, "_measure_latency", fake_measure)
     stats = interleaved_latency({"a": (lambda: "a", 1), "b": (lambda: "b", 32)}, rounds=3)
     assert timed == ["a", "b", "a", "b", "a", "b", "a", "b"], "a probe each, then the calls alternate round by round"
     assert stats["a"].p50_ms == 0.8 and stats["a"].p95_ms == 1.6, "the quietest round, its p95 with it"

@@ -19,7 +19,7 @@ from course_lib.data import (
 from course_lib.data.msra import extract_entities
 from course_lib.nn.transformer import ModelOutput, TokenTagger, TransformerConfig
 from course_lib.train.tagging import (
-    decode_predictions,
+    _decode_predictions,
     evaluate_tagger,
     per_type_report,
     run_on_text,
@@ -103,7 +103,7 @@ def test_tagger_loss_uses_the_model_logits():
 def test_decode_trims_to_the_real_length():
     batch = scripted_batches(GOLD, PREDICTED)[0]
     logits = ScriptedTagger()(batch["input_ids"]).logits
-    decoded = decode_predictions(logits, batch["mask"])
+    decoded = _decode_predictions(logits, batch["mask"])
     assert decoded == PREDICTED
     assert [len(row) for row in decoded] == batch["lengths"].tolist()
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from course_lib.kd.losses import entropy_bits
-from course_lib.views.distillation import loss_mix, show_loss_mix, show_soft_targets, show_softmax_temperature
+from course_lib.views.distillation import _loss_mix, show_loss_mix, show_soft_targets, show_softmax_temperature
 
 TEACHER = torch.tensor([1.0, -2.0, 9.0, 0.5, -1.0, 0.0, -3.0, 4.0, 1.5, -0.5])
 STUDENT = torch.tensor([0.2, 0.1, 2.0, 0.0, -0.3, 0.4, -1.0, 1.0, 0.3, 0.0])
@@ -40,12 +40,12 @@ def test_higher_temperature_flattens_the_distribution():
 
 
 def test_loss_mix_weights_and_gradients():
-    only_hard = loss_mix(STUDENT, TEACHER, label=2, temperature=3.0, alpha=1.0)
+    only_hard = _loss_mix(STUDENT, TEACHER, label=2, temperature=3.0, alpha=1.0)
     assert only_hard["soft"] == 0.0 and not np.any(only_hard["soft_grad"])
     expected = torch.softmax(STUDENT.double(), -1).numpy()
     expected[2] -= 1  # d CE / d z = p - onehot
     assert np.allclose(only_hard["hard_grad"], expected)
-    mixed = loss_mix(STUDENT, TEACHER, label=2, temperature=3.0, alpha=0.25)
+    mixed = _loss_mix(STUDENT, TEACHER, label=2, temperature=3.0, alpha=0.25)
     assert np.allclose(mixed["total_grad"], mixed["hard_grad"] + mixed["soft_grad"])
     assert mixed["hard"] == pytest.approx(0.25 * only_hard["hard"])
     assert abs(sum(mixed["soft_grad"])) < 1e-12, "softmax gradients sum to zero over the classes"
@@ -53,15 +53,15 @@ def test_loss_mix_weights_and_gradients():
 
 def test_loss_mix_rejects_bad_input():
     with pytest.raises(ValueError, match="label must be a class index"):
-        loss_mix(STUDENT, TEACHER, label=10, temperature=2.0, alpha=0.5)
+        _loss_mix(STUDENT, TEACHER, label=10, temperature=2.0, alpha=0.5)
     with pytest.raises(ValueError, match="alpha must be"):
-        loss_mix(STUDENT, TEACHER, label=1, temperature=2.0, alpha=1.5)
+        _loss_mix(STUDENT, TEACHER, label=1, temperature=2.0, alpha=1.5)
     with pytest.raises(ValueError, match="temperature must be"):
         show_soft_targets(TEACHER, temperature=0)
     with pytest.raises(ValueError, match="1-D tensor"):
         show_soft_targets(TEACHER[None], temperature=1)
     with pytest.raises(ValueError, match="student has 9 classes"):
-        loss_mix(STUDENT[:9], TEACHER, label=1, temperature=2.0, alpha=0.5)
+        _loss_mix(STUDENT[:9], TEACHER, label=1, temperature=2.0, alpha=0.5)
 
 
 def test_show_loss_mix_draws_both_panels():

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from course_lib.data import CharVocab, Sentence
 from course_lib.data.fonts import cjk_font_family
 from course_lib.views.explorers import (
-    SaturationCurve,
+    _SaturationCurve,
     attention_for,
     plot_saturation,
     show_attention,
@@ -171,8 +171,8 @@ def test_plot_saturation_draws_one_line_per_curve_in_each_panel():
     for ax in fig.axes:
         labels = [line.get_label() for line in ax.lines if not line.get_label().startswith("uniform")]
         assert labels == ["unscaled: q·k", "scaled: q·k / √d_k"]
-    with pytest.raises(ValueError, match="non-empty list of SaturationCurve"):
+    with pytest.raises(ValueError, match="non-empty list of _SaturationCurve"):
         plot_saturation([])
-    with pytest.raises(ValueError, match="non-empty list of SaturationCurve"):
+    with pytest.raises(ValueError, match="non-empty list of _SaturationCurve"):
         plot_saturation(curves[0])
-    assert isinstance(curves[0], SaturationCurve)
+    assert isinstance(curves[0], _SaturationCurve)

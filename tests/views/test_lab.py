@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from course_lib.data import load_mnist
-from course_lib.views.lab import DistillationLab, lab_recipe, plot_learning_curves
+from course_lib.views.lab import DistillationLab, _lab_recipe, _plot_learning_curves
 from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp
 
 TINY = MnistRecipe(hidden=(16,), train_size=1_000, epochs=2, batch_size=100)
@@ -24,9 +24,9 @@ def lab(data):
 
 
 def test_lab_recipe_uses_every_digit_on_a_gpu_and_a_subset_on_a_cpu():
-    assert lab_recipe("cpu").train_size == 5_000
-    assert lab_recipe("cuda").train_size is None
-    assert lab_recipe("cpu").hidden == lab_recipe("cuda").hidden == (800, 800)
+    assert _lab_recipe("cpu").train_size == 5_000
+    assert _lab_recipe("cuda").train_size is None
+    assert _lab_recipe("cpu").hidden == _lab_recipe("cuda").hidden == (800, 800)
 
 
 def test_building_the_lab_trains_the_baseline_and_draws_it(lab):
@@ -53,11 +53,11 @@ def test_pressing_run_uses_the_sliders_and_re_enables_the_button(lab):
 
 def test_plot_learning_curves_shows_the_latest_runs_and_the_teacher():
     runs = [(f"run {i}", [300 - i, 200 - i]) for i in range(6)]
-    fig = plot_learning_curves([400, 350], runs, teacher_errors=150)
+    fig = _plot_learning_curves([400, 350], runs, teacher_errors=150)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels[0] == "labels only (350)" and "run 5 (195)" in labels and "run 1 (199)" not in labels
     assert labels[-1] == "teacher (150)"
     plt.close(fig)
     with pytest.raises(ValueError, match="at least one epoch"):
-        plot_learning_curves([], runs)
+        _plot_learning_curves([], runs)
 

@@ -13,12 +13,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from course_lib.views.plots import (  # noqa: E402
-    moving_average,
+    _moving_average,
     plot_learning_curve,
     plot_loss_curves,
     plot_lr_schedule,
 )
-from course_lib.train.loop import EpochRecord, TrainingHistory  # noqa: E402
+from course_lib.train.loop import _EpochRecord, TrainingHistory  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -32,18 +32,18 @@ def make_history(epochs: int = 3, steps_per_epoch: int = 10, with_dev: bool = Tr
     history.step_losses = [2.0 / (1 + step) for step in range(epochs * steps_per_epoch)]
     for epoch in range(1, epochs + 1):
         dev = {"f1": 0.2 * epoch, "precision": 0.5} if with_dev else {}
-        history.epochs.append(EpochRecord(epoch=epoch, train_loss=1.0 / epoch, dev=dev, lr=1e-3))
+        history.epochs.append(_EpochRecord(epoch=epoch, train_loss=1.0 / epoch, dev=dev, lr=1e-3))
     return history
 
 
 def test_moving_average_is_trailing_mean_of_same_length():
-    result = moving_average([1, 2, 3, 4, 5], window=2)
+    result = _moving_average([1, 2, 3, 4, 5], window=2)
     np.testing.assert_allclose(result, [1.0, 1.5, 2.5, 3.5, 4.5])
-    np.testing.assert_allclose(moving_average([3.0, 1.0], window=1), [3.0, 1.0])
+    np.testing.assert_allclose(_moving_average([3.0, 1.0], window=1), [3.0, 1.0])
 
 
 def test_moving_average_turns_divergence_into_nan():
-    result = moving_average([1.0, float("inf"), 2.0], window=1)
+    result = _moving_average([1.0, float("inf"), 2.0], window=1)
     assert result[0] == 1.0
     assert math.isnan(result[1]) and math.isnan(result[2])  # a diverged run stays diverged
 
@@ -51,7 +51,7 @@ def test_moving_average_turns_divergence_into_nan():
 @pytest.mark.parametrize("window", [0, -1, 1.5, True])
 def test_moving_average_rejects_bad_window(window):
     with pytest.raises(ValueError, match="window"):
-        moving_average([1.0, 2.0], window=window)
+        _moving_average([1.0, 2.0], window=window)
 
 
 def test_learning_curve_draws_loss_and_dev_metric_on_twin_axis():

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from course_lib.data import LABEL2ID, CharVocab
-from course_lib.views.tagging import side_by_side_html, tag_with_confidence, tagging_explorer
+from course_lib.views.tagging import side_by_side_html, _tag_with_confidence, tagging_explorer
 from course_lib.nn.transformer import ModelOutput
 
 
@@ -34,10 +34,10 @@ VOCAB = CharVocab(list("我在北京"))
 
 
 def test_tag_with_confidence_keeps_the_probability_of_each_chosen_tag():
-    tagged = tag_with_confidence(Scripted(VOCAB, confident=True), VOCAB, "我在北京")
+    tagged = _tag_with_confidence(Scripted(VOCAB, confident=True), VOCAB, "我在北京")
     assert [tag for _, tag, _ in tagged] == ["O", "O", "B-LOC", "I-LOC"]
     assert all(0.99 < p <= 1.0 for _, _, p in tagged)
-    unsure = tag_with_confidence(Scripted(VOCAB, confident=False), VOCAB, "我在北京")
+    unsure = _tag_with_confidence(Scripted(VOCAB, confident=False), VOCAB, "我在北京")
     assert all(p < 0.3 for _, _, p in unsure)
 
 

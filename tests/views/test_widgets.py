@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from course_lib.views.distillation import show_softmax_temperature
-from course_lib.views.widgets import explorer, figure_of
+from course_lib.views.widgets import explorer, _figure_of
 
 
 def test_explorer_draws_now_and_on_change():
@@ -38,5 +38,5 @@ def test_explorer_rejects_bad_controls_and_drawings():
 
 def test_figure_of_accepts_axes_arrays():
     fig, axes = plt.subplots(1, 2)
-    assert figure_of(axes) is fig and figure_of(axes[0]) is fig and figure_of(fig) is fig
+    assert _figure_of(axes) is fig and _figure_of(axes[0]) is fig and _figure_of(fig) is fig
     plt.close(fig)

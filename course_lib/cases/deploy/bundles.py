@@ -43,7 +43,7 @@ class BundlePair:
     student_train_seconds: float
 
 
-def bundle_dir(task: str, role: str, mode: str, root: Path | None = None) -> Path:
+def _bundle_dir(task: str, role: str, mode: str, root: Path | None = None) -> Path:
     """The folder of ``task``'s ``role`` ("teacher" or "student") bundle in ``mode``."""
     if role not in ("teacher", "student"):
         raise ValueError(f"role must be 'teacher' or 'student', got {role!r}")
@@ -71,7 +71,7 @@ def ner_bundles(
     folders = {}
     for role, name, trained in (("teacher", "teacher", teacher), ("student", DEPLOYED_NER_STUDENT, student)):
         folders[role] = save_bundle(
-            bundle_dir("ner", role, mode, root),
+            _bundle_dir("ner", role, mode, root),
             trained.model,
             vocab=trained.vocab,
             metadata={"role": name, "recipe": trained.recipe.to_dict(), "dev_f1": trained.metrics["dev_f1"],
@@ -110,12 +110,12 @@ def mnist_bundles(
     teacher = mnist_model(context, "teacher", recipe=recipes.get("teacher"), data=data, progress=progress)
     recipe = recipes.get("student") or mnist_recipe("student_scratch", mode)
     teacher_folder = save_bundle(
-        bundle_dir("mnist", "teacher", mode, root),
+        _bundle_dir("mnist", "teacher", mode, root),
         teacher.model,
         metadata={"role": "teacher", "recipe": teacher.recipe.to_dict(), "test_errors": teacher.metrics["test_errors"],
                   "train_seconds": teacher.seconds, "mode": mode},
     )
-    student_folder = bundle_dir("mnist", "student", mode, root)
+    student_folder = _bundle_dir("mnist", "student", mode, root)
     wanted = {"teacher_sha256": sha256_file(teacher.path), "recipe": recipe.to_dict(),
               "temperature": MNIST_TEMPERATURE, "alpha": MNIST_ALPHA}
     cached = _reusable_student(student_folder, wanted)

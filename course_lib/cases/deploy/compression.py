@@ -40,7 +40,7 @@ def nonzero_parameters(model: nn.Module) -> int:
     return int(sum(int(torch.count_nonzero(p)) for p in model.parameters()))
 
 
-def prune_to_budget(model: MLP, keep: int) -> MLP:
+def _prune_to_budget(model: MLP, keep: int) -> MLP:
     """A copy of ``model`` whose smallest-magnitude weights are zeroed until ``keep`` parameters remain non-zero.
 
     The pruning is global over the weight matrices (biases are kept and counted); the zeros are
@@ -67,7 +67,7 @@ def compression_rows(teacher_bundle: Path, student_bundle: Path, data: MnistData
     teacher = load_bundle(teacher_bundle).model
     student = load_bundle(student_bundle)
     budget = nonzero_parameters(student.model)
-    pruned = prune_to_budget(teacher, budget)
+    pruned = _prune_to_budget(teacher, budget)
     one_digit = {"images": mnist_tensors(data, "test")[0][:1].numpy()}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

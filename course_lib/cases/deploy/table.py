@@ -52,7 +52,7 @@ DEPLOY_GOALS = {"int8_speedup_batch1": 10.0, "int8_score_loss": 0.01}
 
 
 @dataclass
-class DeployRow:
+class _DeployRow:
     """One variant's line: size, score (a fraction) and latency at batch 1 and 32 (milliseconds per call)."""
 
     variant: str
@@ -82,7 +82,7 @@ class DeployTable:
 
     task: str
     score_name: str
-    rows: dict[str, DeployRow]
+    rows: dict[str, _DeployRow]
 
     def speedup(self, variant: str, batch: int = 1) -> float:
         """How many times faster than the PyTorch teacher ``variant`` answers at ``batch`` (1 or 32), p50."""
@@ -118,7 +118,7 @@ class DeployTable:
         }
 
 
-def ner_f1(predictor: NerPredictor, sentences: Sequence[Sentence]) -> float:
+def _ner_f1(predictor: NerPredictor, sentences: Sequence[Sentence]) -> float:
     """seqeval's entity-level micro F1 of ``predictor`` on ``sentences`` (read from their raw text)."""
     texts = ["".join(sentence.chars) for sentence in sentences]
     predicted = [[predictor.labels[i] for i in probs.argmax(axis=1)] for probs in predictor.probabilities(texts)]
@@ -160,7 +160,7 @@ def measure_deployment(
         bundle = bundles[variant.split("_")[0]]
         runner = make_runner(bundle, _BACKENDS[variant], threads=1)
         if pair.task == "ner":
-            scores[variant] = ner_f1(NerPredictor(runner, bundle.vocab, bundle.labels, bundle.max_len, batch_size=128),
+            scores[variant] = _ner_f1(NerPredictor(runner, bundle.vocab, bundle.labels, bundle.max_len, batch_size=128),
                                      test)
         else:
             scores[variant] = digit_accuracy(DigitPredictor(runner, bundle.labels), test)
@@ -170,7 +170,7 @@ def measure_deployment(
         parameters[variant] = count_parameters(bundle.model)
     latency = interleaved_latency(calls, rounds=rounds, seconds_per_round=seconds_per_round, threads=1)
     rows = {
-        variant: DeployRow(variant=variant, title=VARIANT_TITLES[variant], parameters=parameters[variant],
+        variant: _DeployRow(variant=variant, title=VARIANT_TITLES[variant], parameters=parameters[variant],
                            size_bytes=sizes[variant], score=scores[variant], batch1=latency[variant, 1],
                            batch32=latency[variant, 32])
         for variant in VARIANTS

@@ -39,8 +39,7 @@ from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp, mnist_mode
 from course_lib.train.fit import Trained
 
 
-
-def teacher_logit_cache(
+def _teacher_logit_cache(
     teacher: nn.Module, data: MnistData, recipe: MnistRecipe, device: torch.device | str = "cpu"
 ) -> TeacherLogitCache:
     """The teacher's logits on every example of ``recipe``'s transfer set, keyed by its index there."""
@@ -74,7 +73,7 @@ def distil_student(
     temperature, alpha = checks.temperature(temperature), checks.alpha(alpha)
     device = torch.device(device)
     teacher = teacher.to(device)
-    cache = teacher_logit_cache(teacher, data, recipe, device) if recipe.max_shift == 0 else None
+    cache = _teacher_logit_cache(teacher, data, recipe, device) if recipe.max_shift == 0 else None
     distiller = Distiller(teacher, temperature, alpha, cache=cache)
     return fit_mnist_mlp(
         data,
@@ -140,7 +139,7 @@ def with_bias_shift(model: MLP, digit: int, shift: float) -> MLP:
 
 
 @dataclass(frozen=True)
-class BiasChoice:
+class _BiasChoice:
     """The bias shift :func:`choose_bias_shift` picked and the held-out errors of every candidate."""
 
     shift: float
@@ -149,7 +148,7 @@ class BiasChoice:
 
 def choose_bias_shift(
     model: MLP, images: Tensor, labels: Tensor, digit: int, shifts: Sequence[float]
-) -> BiasChoice:
+) -> _BiasChoice:
     """The shift of ``digit``'s output bias that makes the fewest errors on held-out ``images``.
 
     Pass digits the student was not trained on (e.g. the last 10,000 training digits when the
@@ -159,7 +158,7 @@ def choose_bias_shift(
         raise ValueError("shifts must list at least one candidate bias increase, e.g. [0, 1, 2, 3, 4]")
     errors = {float(s): count_errors(with_bias_shift(model, digit, s), images, labels) for s in shifts}
     best = min(errors, key=lambda s: (errors[s], s))
-    return BiasChoice(shift=best, errors=errors)
+    return _BiasChoice(shift=best, errors=errors)
 
 
 def held_out_digits(data: MnistData, first: int) -> tuple[Tensor, Tensor]:
@@ -175,7 +174,7 @@ PAPER_ERRORS = {"teacher": 67, "student_scratch": 146, "student_distilled": 74}
 
 
 @dataclass
-class MnistComparison:
+class _MnistComparison:
     """The chapter-06 table: every network's test errors and training seconds, and the gap closed.
 
     ``rows`` maps a row name to ``{"errors": int, "seconds": float}``; the rows are the
@@ -208,7 +207,7 @@ def compare_students(
     alpha: float = 0.5,
     test_curve: bool = False,
     progress: bool = True,
-) -> MnistComparison:
+) -> _MnistComparison:
     """Train (or load) the teacher and the scratch students, distil two students, and tabulate all five.
 
     The teacher and the two scratch students come from the :mod:`course_lib.cases.mnist.models` cache;
@@ -240,7 +239,7 @@ def compare_students(
         rows[distilled_role] = {"errors": fit.metrics["test_errors"], "seconds": fit.seconds}
         students[distilled_role] = fit
     order = ("teacher", "student_scratch", "student_distilled", "student_scratch_jitter", "student_distilled_jitter")
-    return MnistComparison(
+    return _MnistComparison(
         rows={name: rows[name] for name in order}, temperature=temperature, alpha=alpha, students=students
     )
 
@@ -253,7 +252,7 @@ SIZE_SWEEP_PAPER = {
 
 
 @dataclass
-class SizeSweep:
+class _SizeSweep:
     """Test errors of students of several widths, trained on the labels and distilled at several temperatures.
 
     ``scratch[width]`` is the labels-only student; ``distilled[width][i]`` the student distilled
@@ -291,7 +290,7 @@ def size_temperature_sweep(
     alpha: float = 0.5,
     device: torch.device | str = "cpu",
     progress: bool = True,
-) -> SizeSweep:
+) -> _SizeSweep:
     """Train, for every width, a labels-only student and one distilled student per temperature.
 
     Every student is ``recipe`` with two hidden layers of ``width`` units; nothing else changes.
@@ -312,5 +311,5 @@ def size_temperature_sweep(
                            desc=f"{width}-{width} T={t:g}").metrics["test_errors"]
             for t in temperatures
         ]
-    return SizeSweep(widths=[int(w) for w in widths], temperatures=temperatures, alpha=checks.alpha(alpha),
+    return _SizeSweep(widths=[int(w) for w in widths], temperatures=temperatures, alpha=checks.alpha(alpha),
                      scratch=scratch, distilled=distilled, parameters=parameters)

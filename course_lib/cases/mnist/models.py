@@ -134,7 +134,7 @@ def transfer_set(data: MnistData, recipe: MnistRecipe) -> tuple[Tensor, Tensor]:
 LossFn = Callable[[MLP, tuple[Tensor, ...]], Tensor]
 
 
-def cross_entropy_loss(model: MLP, batch: tuple[Tensor, ...]) -> Tensor:
+def _cross_entropy_loss(model: MLP, batch: tuple[Tensor, ...]) -> Tensor:
     """Cross-entropy of ``model`` on a batch ``(images, labels[, index])``: plain supervised training (chapter 06)."""
     return F.cross_entropy(model(batch[0]), batch[1])
 
@@ -170,7 +170,7 @@ def fit_mnist_mlp(
     recipe: MnistRecipe,
     device: torch.device | str = "cpu",
     *,
-    loss_fn: LossFn = cross_entropy_loss,
+    loss_fn: LossFn = _cross_entropy_loss,
     with_index: bool = False,
     test_curve: bool = False,
     progress: bool = True,
@@ -216,7 +216,7 @@ def mnist_model(
     return load_or_train(
         model_path(f"mnist_{role}", mode), recipe,
         build=lambda _: _build(recipe),
-        train=lambda model, _: _train(model, data or load_mnist(), recipe, device, loss_fn=cross_entropy_loss,
+        train=lambda model, _: _train(model, data or load_mnist(), recipe, device, loss_fn=_cross_entropy_loss,
                                       with_index=False, test_curve=True, progress=progress, desc=f"MNIST {role}"),
         depends_on={"mnist": MNIST_SOURCE.sha256}, device=device,
     )

@@ -4,7 +4,7 @@ For every model of :mod:`course_lib.cases.ner.models`, :func:`compare_ner` measu
 precision, recall and F1 with seqeval on the official test split (overall and per entity type),
 the parameters that must run at inference (a cascade runs its teacher too) and the CPU latency
 per sentence at batch 1 and batch 32 (one thread; the lowest of interleaved round medians).
-:meth:`NerComparison.goals` checks the course's full-mode goals: the teacher reaches TENER's
+:meth:`_NerComparison.goals` checks the course's full-mode goals: the teacher reaches TENER's
 level, and the best distilled student keeps 97 % of the teacher's F1 with at most a tenth of its
 parameters, runs 5× faster at batch 1 and beats the scratch student by 1.5 F1 points.
 """
@@ -43,7 +43,7 @@ GOALS = {
 
 
 @dataclass
-class NerRow:
+class _NerRow:
     """One model's line in the table; F1 values are fractions, latencies milliseconds per sentence."""
 
     role: str
@@ -63,7 +63,7 @@ class NerRow:
         return asdict(self)
 
 
-def split_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence]) -> dict[str, Any]:
+def _split_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence]) -> dict[str, Any]:
     """seqeval's entity-level micro precision/recall/F1 of ``model`` on ``sentences``, and the F1 per type."""
     loader = ner_loader(sentences, vocab, batch_size=128, shuffle=False)
     report = per_type_report(model, loader)
@@ -92,7 +92,7 @@ def timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict
     return [collate_ner([(vocab.encode(s.chars), [0] * len(s)) for s in batch]) for batch in ([single], similar)]
 
 
-def cpu_latencies(
+def _cpu_latencies(
     taggers: Mapping[str, tuple[nn.Module, CharVocab]],
     sentences: Sequence[Sentence],
     *,
@@ -123,15 +123,10 @@ def cpu_latencies(
     return {name: (best[name, 1], best[name, 32]) for name in taggers}
 
 
-def cpu_latency(model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence], **options: Any) -> tuple[float, float]:
-    """:func:`cpu_latencies` for one model: its milliseconds per sentence at batch 1 and 32."""
-    return cpu_latencies({"model": (model, vocab)}, sentences, **options)["model"]
-
-
-def measure_row(role: str, trained: Trained, test: Sequence[Sentence], latency: tuple[float, float]) -> NerRow:
+def _measure_row(role: str, trained: Trained, test: Sequence[Sentence], latency: tuple[float, float]) -> _NerRow:
     """One model's row: test scores and inference parameters, with its measured ``latency`` (batch 1, 32)."""
-    scores = split_scores(trained.model, trained.vocab, test)
-    return NerRow(
+    scores = _split_scores(trained.model, trained.vocab, test)
+    return _NerRow(
         role=role,
         title=NER_ROLES[role].title,
         parameters=count_parameters(trained.model),
@@ -157,11 +152,11 @@ class GoalCheck:
 
 
 @dataclass
-class NerComparison:
-    """Every model's :class:`NerRow` (in :data:`~course_lib.cases.ner.models.NER_ROLES` order) and the trained models."""
+class _NerComparison:
+    """Every model's :class:`_NerRow` (in :data:`~course_lib.cases.ner.models.NER_ROLES` order) and the trained models."""
 
     mode: str
-    rows: dict[str, NerRow]
+    rows: dict[str, _NerRow]
     models: dict[str, Trained] = field(default_factory=dict, repr=False)
 
     def ratio(self, role: str) -> float:
@@ -218,7 +213,7 @@ def compare_ner(
     recipes: Mapping[str, TaggerRecipe] | None = None,
     latency_rounds: int = 30,
     progress: bool = True,
-) -> NerComparison:
+) -> _NerComparison:
     """Train (or load) the teacher and the students of ``roles``, and measure each on the test split.
 
     ``recipes`` replaces the course recipes of the roles it names (``ner_zoo.ner_recipe``).
@@ -236,7 +231,7 @@ def compare_ner(
                 context, role, teacher, recipe=recipes.get(role), corpus=corpus, progress=progress
             )
     ordered = [role for role in NER_ROLES if role in models]
-    latencies = cpu_latencies({role: (models[role].model, models[role].vocab) for role in ordered}, corpus.test,
+    latencies = _cpu_latencies({role: (models[role].model, models[role].vocab) for role in ordered}, corpus.test,
                               rounds=latency_rounds)
-    rows = {role: measure_row(role, models[role], corpus.test, latencies[role]) for role in ordered}
-    return NerComparison(mode=context.mode, rows=rows, models=models)
+    rows = {role: _measure_row(role, models[role], corpus.test, latencies[role]) for role in ordered}
+    return _NerComparison(mode=context.mode, rows=rows, models=models)

@@ -41,13 +41,13 @@ LATENCY_LENGTHS = (8, 32, 128)
 _HIDDEN = {"fast": 80, "full": 160}
 
 
-def bilstm_config(mode: str, recipe: TaggerRecipe, vocab_size: int) -> BiLSTMConfig:
+def _bilstm_config(mode: str, recipe: TaggerRecipe, vocab_size: int) -> BiLSTMConfig:
     """The BiLSTM of ``mode``: embeddings as wide as the Transformer's, one bidirectional layer (chapter 10)."""
     return BiLSTMConfig(vocab_size=vocab_size, d_embed=recipe.d_model, hidden=_HIDDEN[check_mode(mode)], num_layers=1,
                         dropout=recipe.dropout)
 
 
-def bilstm_tagger(
+def _bilstm_tagger(
     context: CourseContext,
     recipe: TaggerRecipe,
     vocab: CharVocab,
@@ -57,7 +57,7 @@ def bilstm_tagger(
 ) -> Trained:
     """Load the cached BiLSTM of ``context.mode`` trained with ``recipe`` over ``vocab``, or train and cache it (chapter 10)."""
     mode, device = context_mode_and_device(context)
-    config = bilstm_config(mode, recipe, len(vocab))
+    config = _bilstm_config(mode, recipe, len(vocab))
 
     def build(_: CharVocab) -> BiLSTMTagger:
         torch.manual_seed(recipe.seed)
@@ -74,7 +74,7 @@ def bilstm_tagger(
 
 
 @dataclass
-class ArchitectureRow:
+class _ArchitectureRow:
     """One architecture of the comparison, measured on the test split and timed per sentence length."""
 
     name: str
@@ -94,12 +94,12 @@ class ArchitectureRow:
 
 
 @dataclass
-class RnnVsTransformer:
+class _RnnVsTransformer:
     """Both rows, the shared recipe, and the models themselves (not serialised)."""
 
     mode: str
     recipe: TaggerRecipe
-    rows: dict[str, ArchitectureRow]
+    rows: dict[str, _ArchitectureRow]
     models: dict[str, nn.Module] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def compare_rnn_transformer(
     lengths: tuple[int, ...] = LATENCY_LENGTHS,
     latency_rounds: int = 10,
     progress: bool = True,
-) -> RnnVsTransformer:
+) -> _RnnVsTransformer:
     """Load (or train) the demo Transformer and the BiLSTM of ``context.mode`` and measure both the same way.
 
     ``recipe`` replaces the demo tagger's course recipe (both models then train with it).
@@ -136,7 +136,7 @@ def compare_rnn_transformer(
     transformer = demo_tagger(context, recipe=recipe, corpus=corpus, progress=progress)
     if max(lengths) > transformer.recipe.max_len:
         raise ValueError(f"lengths go up to {max(lengths)}, beyond the tagger's max_len={transformer.recipe.max_len}")
-    bilstm = bilstm_tagger(context, transformer.recipe, transformer.vocab, corpus=corpus, progress=progress)
+    bilstm = _bilstm_tagger(context, transformer.recipe, transformer.vocab, corpus=corpus, progress=progress)
     models = {"Transformer": transformer.model, "BiLSTM": bilstm.model}
     test = ner_loader(corpus.test, transformer.vocab, batch_size=128, shuffle=False, max_len=transformer.recipe.max_len)
     on_cpu = {name: copy.deepcopy(model).cpu().eval() for name, model in models.items()}
@@ -149,7 +149,7 @@ def compare_rnn_transformer(
     rows = {}
     for name, model in models.items():
         per_type = per_type_report(model, test)
-        rows[name] = ArchitectureRow(
+        rows[name] = _ArchitectureRow(
             name=name,
             parameters=count_parameters(model),
             test_f1=evaluate_tagger(model, test)["f1"],
@@ -158,4 +158,4 @@ def compare_rnn_transformer(
             train_seconds=facts[name][1],
             latency_ms={length: timed[(name, length)].p50_ms for length in lengths},
         )
-    return RnnVsTransformer(mode=context.mode, recipe=transformer.recipe, rows=rows, models=models)
+    return _RnnVsTransformer(mode=context.mode, recipe=transformer.recipe, rows=rows, models=models)

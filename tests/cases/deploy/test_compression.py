@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.cases.deploy.compression import compression_rows, nonzero_parameters, prune_to_budget
+from course_lib.cases.deploy.compression import compression_rows, nonzero_parameters, _prune_to_budget
 from course_lib.nn.mlp import MLP, MLPConfig
 
 
@@ -17,7 +17,7 @@ def mlp() -> MLP:
 def test_pruning_keeps_exactly_the_budget_and_drops_the_smallest_weights():
     model = mlp()
     total = sum(p.numel() for p in model.parameters())
-    pruned = prune_to_budget(model, total // 3)
+    pruned = _prune_to_budget(model, total // 3)
     assert nonzero_parameters(pruned) == total // 3
     assert type(pruned) is MLP and not any(name.endswith("_orig") for name, _ in pruned.named_parameters())
     kept = torch.cat([layer.weight.flatten() for layer in [*pruned.hidden, pruned.output]])
@@ -29,11 +29,11 @@ def test_pruning_keeps_exactly_the_budget_and_drops_the_smallest_weights():
 def test_pruning_refuses_a_budget_outside_the_biases_and_the_whole_network():
     model = mlp()
     with pytest.raises(ValueError, match="keep must lie between"):
-        prune_to_budget(model, 10)
+        _prune_to_budget(model, 10)
     with pytest.raises(ValueError, match="keep must lie between"):
-        prune_to_budget(model, 10**9)
+        _prune_to_budget(model, 10**9)
     with pytest.raises(TypeError, match="must be an MLP"):
-        prune_to_budget(torch.nn.Linear(2, 2), 1)
+        _prune_to_budget(torch.nn.Linear(2, 2), 1)
 
 
 def test_the_four_rows_are_measured_on_real_digits(tiny_deploy_pairs):

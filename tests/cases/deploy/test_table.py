@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from course_lib.serve.bundle import load_bundle
-from course_lib.cases.deploy.table import DEPLOY_GOALS, VARIANTS, digit_accuracy, measure_deployment, ner_f1
+from course_lib.cases.deploy.table import DEPLOY_GOALS, VARIANTS, digit_accuracy, measure_deployment, _ner_f1
 from course_lib.views.deployment import plot_deployment
-from course_lib.cases.ner.compare import split_scores
+from course_lib.cases.ner.compare import _split_scores
 from course_lib.serve.predict import load_predictor
 
 
@@ -49,7 +49,7 @@ def test_ner_f1_through_the_predictor_matches_chapter_07s_evaluation(tiny_deploy
     sentences = tiny_deploy_pairs["corpus"].test[:200]
     bundle = load_bundle(tiny_deploy_pairs["pairs"]["ner"].teacher)
     predictor = load_predictor(bundle.folder)
-    assert ner_f1(predictor, sentences) == pytest.approx(split_scores(bundle.model, bundle.vocab, sentences)["f1"])
+    assert _ner_f1(predictor, sentences) == pytest.approx(_split_scores(bundle.model, bundle.vocab, sentences)["f1"])
 
 
 def test_digit_accuracy_counts_the_test_digits(tiny_deploy_pairs):

@@ -13,7 +13,7 @@ from course_lib.cases.mnist.distil import (
     errors_by_digit,
     gap_closed,
     held_out_digits,
-    teacher_logit_cache,
+    _teacher_logit_cache,
     with_bias_shift,
 )
 from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp, transfer_set
@@ -67,7 +67,7 @@ def test_with_jitter_the_teacher_sees_every_jittered_batch_frozen_and_in_eval_mo
 
 def test_the_teacher_logit_cache_rows_are_the_teachers_outputs_in_transfer_set_order(data, teacher):
     recipe = MnistRecipe(hidden=(24,), train_size=1_500, exclude_digits=(3,))
-    cache = teacher_logit_cache(teacher, data, recipe)
+    cache = _teacher_logit_cache(teacher, data, recipe)
     images, labels = transfer_set(data, recipe)
     assert len(cache) == len(labels) and 3 not in labels.tolist()
     with torch.no_grad():

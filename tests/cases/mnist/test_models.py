@@ -97,7 +97,7 @@ def test_recipes_round_trip_through_their_dict():
     ("kwargs", "message"),
     [
         ({"hidden": ()}, "at least one hidden layer"),
-        ({"dropout": 1.0}, "dropout must be a drop probability"),
+        ({"dropout": 1.0}, r"dropout \(a drop probability\) must be a number"),
         ({"max_shift": -1}, r"max_shift \(pixels of jitter\) must be an int >= 0"),
         ({"train_size": 0}, r"train_size \(or None for all 60,000 digits\) must be a positive int or None"),
         ({"epochs": 0}, "epochs must be a positive int"),

@@ -11,8 +11,8 @@ from course_lib.cases.ner.demo import demo_recipe, demo_tagger
 from course_lib.cases.ner.tagger import TaggerRecipe
 from course_lib.nn.rnn import BiLSTMTagger
 from course_lib.cases.ner.rnn_vs_transformer import (
-    bilstm_config,
-    bilstm_tagger,
+    _bilstm_config,
+    _bilstm_tagger,
     compare_rnn_transformer,
 )
 from course_lib.nn.transformer import TokenTagger, count_parameters
@@ -29,17 +29,17 @@ def corpus():
 def test_the_bilstm_has_about_the_parameters_of_the_demo_transformer(mode):
     recipe = demo_recipe(mode)
     transformer = count_parameters(TokenTagger(recipe.model_config(4000), num_labels=7))
-    bilstm = count_parameters(BiLSTMTagger(bilstm_config(mode, recipe, 4000), num_labels=7))
+    bilstm = count_parameters(BiLSTMTagger(_bilstm_config(mode, recipe, 4000), num_labels=7))
     assert 0.8 < bilstm / transformer < 1.25, (bilstm, transformer)
 
 
 def test_the_bilstm_trains_once_then_loads_from_the_cache(corpus, model_cache, context):
     vocab = demo_tagger(context, recipe=RECIPE, corpus=corpus, progress=False).vocab
-    first = bilstm_tagger(context, RECIPE, vocab, corpus=corpus, progress=False)
+    first = _bilstm_tagger(context, RECIPE, vocab, corpus=corpus, progress=False)
     assert first.trained and first.path.name == "bilstm_tagger_fast.safetensors" and 0 <= first.metrics["dev_f1"] <= 1
-    second = bilstm_tagger(context, RECIPE, vocab, corpus=corpus, progress=False)
+    second = _bilstm_tagger(context, RECIPE, vocab, corpus=corpus, progress=False)
     assert not second.trained and second.metrics == first.metrics
-    other = bilstm_tagger(context, RECIPE.__class__(**{**RECIPE.to_dict(), "seed": 1}), vocab, corpus=corpus,
+    other = _bilstm_tagger(context, RECIPE.__class__(**{**RECIPE.to_dict(), "seed": 1}), vocab, corpus=corpus,
                           progress=False)
     assert other.trained, "another recipe retrains"
 
