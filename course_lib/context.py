@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class CourseContext:
-    """What a chapter needs to know about the run it is part of."""
+    """What a chapter needs to know about the run it is part of (chapter 00)."""
 
     mode: str
     device: torch.device
@@ -51,7 +51,7 @@ class CourseContext:
 
 
 def context_mode_and_device(context: object) -> tuple[str, torch.device]:
-    """The ``mode`` and ``device`` of a :class:`CourseContext`; TypeError for anything else."""
+    """The ``mode`` and ``device`` of a :class:`CourseContext`; TypeError for anything else (chapter 00)."""
     mode = getattr(context, "mode", None)
     device = getattr(context, "device", None)
     if mode not in MODES or device is None:
@@ -135,7 +135,7 @@ def _package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, s
 
 
 def setup_notebook(mode: str | None = None, seed: int = 0, device: str | None = None) -> CourseContext:
-    """Seed everything, choose mode and device, print a short summary and return the context."""
+    """Seed everything, choose mode and device, print a short summary and return the context (chapter 00)."""
     _seed_everything(seed)
     context = CourseContext(
         mode=_resolve_mode(mode),

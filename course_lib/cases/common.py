@@ -54,7 +54,7 @@ def check_role(role: object, table: _Roles, *, students_only: bool = False) -> R
 def role_recipe(recipe_class: Callable[..., R], table: _Roles, role: str, mode: str,
                 teacher: Mapping[str, Mapping[str, Any]], student: Mapping[str, Mapping[str, Any]],
                 shared: tuple[str, ...], **fixed: Any) -> R:
-    """The recipe of ``role`` in ``mode``: the teacher's shape and budget, or a student's shape on the teacher's budget.
+    """The recipe of ``role`` in ``mode``: the teacher's shape and budget, or a student's shape on the teacher's budget (chapter 06).
 
     ``teacher[mode]`` and ``student[mode]`` hold the fields of each; every student takes the fields
     named in ``shared`` (data, epochs …) from the teacher, and its table's method; ``fixed``
@@ -71,7 +71,7 @@ def role_recipe(recipe_class: Callable[..., R], table: _Roles, role: str, mode: 
 
 def case_recipes(table: _Roles, recipes: Mapping[str, R] | None, course_recipe: Callable[[str], R],
                  same: str) -> dict[str, R]:
-    """``recipes``, else the course's recipe of every role; every role present and sharing the teacher's ``same`` field (chapter 09).
+    """``recipes``, else the course's recipe of every role; every role present and sharing the teacher's ``same`` field (chapter 06).
 
     The students learn from the teacher's data, so the field that names it (``max_len``,
     ``train_poems`` …) must be the teacher's in every recipe.

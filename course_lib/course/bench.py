@@ -31,7 +31,7 @@ CPU_FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vn
 
 
 def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (the platform's processor name elsewhere) (chapter 08)."""
+    """The CPU's model name from ``/proc/cpuinfo`` (the platform's processor name elsewhere) (chapter 06)."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
@@ -61,7 +61,7 @@ def device_description(device: Any, threads_used: int) -> str:
 
 
 def epoch_caps_text(payload: dict[str, Any]) -> str:
-    """``", teacher epochs capped at 3, student epochs capped at 1"`` (empty without caps) for a README line (chapter 07)."""
+    """``", teacher epochs capped at 3, student epochs capped at 1"`` (empty without caps) for a README line (chapter 06)."""
     teacher_cap, student_cap = payload.get("epochs_cap"), payload.get("student_epochs_cap") or payload.get("epochs_cap")
     parts = [f"teacher epochs capped at {teacher_cap}" if teacher_cap else "",
              f"student epochs capped at {student_cap}" if student_cap else ""]

@@ -25,7 +25,7 @@ REQUIRED_PACKAGES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Check:
-    """The outcome of one requirement check."""
+    """The outcome of one requirement check (chapter 00)."""
 
     name: str
     ok: bool
@@ -56,19 +56,19 @@ def _check_package(name: str, minimum: str) -> Check:
 
 
 def check_packages(required: dict[str, str] = REQUIRED_PACKAGES) -> list[Check]:
-    """One check per required package."""
+    """One check per required package (chapter 00)."""
     return [_check_package(name, minimum) for name, minimum in required.items()]
 
 
 def check_device() -> Check:
-    """Which accelerator the chapters will use (a CPU is fine: fast mode is built for it)."""
+    """Which accelerator the chapters will use (a CPU is fine: fast mode is built for it) (chapter 00)."""
     if torch.cuda.is_available():
         return Check("device", True, f"CUDA GPU: {torch.cuda.get_device_name(0)}")
     return Check("device", True, "CPU only (fast mode; full mode wants a GPU kernel)")
 
 
 def check_data() -> list[Check]:
-    """Are MNIST and MSRA NER in the cache (fetching them once if needed) and intact?"""
+    """Check that MNIST and MSRA NER are in the cache (fetching them once if needed) and intact (chapter 00)."""
     checks = []
     for name, loader in (("data MNIST", load_mnist), ("data MSRA NER", load_msra)):
         try:
@@ -79,7 +79,7 @@ def check_data() -> list[Check]:
 
 
 def report_lines(checks: list[Check]) -> str:
-    """All checks as printable lines plus a closing verdict."""
+    """All checks as printable lines plus a closing verdict (chapter 00)."""
     failed = sum(not c.ok for c in checks)
     verdict = "all requirements met" if not failed else f"{failed} requirement(s) not met: see FAIL lines"
     return "\n".join([c.line() for c in checks] + [verdict])

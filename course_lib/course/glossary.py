@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Term:
-    """One glossary entry: English, Chinese, a one-line meaning and the chapter that teaches it."""
+    """One glossary entry: English, Chinese, a one-line meaning and the chapter that teaches it (chapter 00)."""
 
     english: str
     chinese: str
@@ -80,7 +80,7 @@ GLOSSARY: tuple[Term, ...] = (
 
 
 def glossary_markdown(terms: tuple[Term, ...] = GLOSSARY) -> str:
-    """The glossary as a Markdown table sorted by English term."""
+    """The glossary as a Markdown table sorted by English term (chapter 00)."""
     lines = ["| English | 中文 | meaning | chapter |", "|---|---|---|---|"]
     for term in sorted(terms, key=lambda t: t.english.lower()):
         lines.append(f"| {term.english} | {term.chinese} | {term.meaning} | {term.chapter} |")

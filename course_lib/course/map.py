@@ -16,7 +16,7 @@ from course_lib.course.results import RUNTIMES_KEY
 
 @dataclass(frozen=True)
 class Chapter:
-    """One chapter notebook of the course."""
+    """One chapter notebook of the course (chapter 00)."""
 
     number: str
     slug: str
@@ -65,7 +65,7 @@ CHAPTERS: tuple[Chapter, ...] = (
 
 
 def measured_runtimes(results_folder: Path = REPO_ROOT / "results") -> dict[str, dict[str, float]]:
-    """Notebook wall times in seconds, ``{mode: {notebook stem: seconds}}``, from ``results/<mode>.json``.
+    """Notebook wall times in seconds, ``{mode: {notebook stem: seconds}}``, from ``results/<mode>.json`` (chapter 00).
 
     A mode whose file is missing (no such run stored yet) is left out.
     """
@@ -89,7 +89,7 @@ def measured_runtimes(results_folder: Path = REPO_ROOT / "results") -> dict[str,
 
 
 def format_duration(seconds: float | None) -> str:
-    """``"45 s"``, ``"3.2 min"`` or ``"1.5 h"``; ``"not measured"`` for None."""
+    """``"45 s"``, ``"3.2 min"`` or ``"1.5 h"``; ``"not measured"`` for None (chapter 00)."""
     if seconds is None:
         return "not measured"
     if seconds < 0:
@@ -106,7 +106,7 @@ def course_map_markdown(
     root: Path = REPO_ROOT,
     runtimes: dict[str, dict[str, float]] | None = None,
 ) -> str:
-    """The course map as a Markdown table (chapters not yet written are marked as coming).
+    """The course map as a Markdown table (chapters not yet written are marked as coming) (chapter 00).
 
     ``runtimes`` defaults to :func:`measured_runtimes` of ``root/results``.
     """

@@ -100,7 +100,7 @@ PITFALLS: tuple[_Pitfall, ...] = (
 
 
 def guard_test_ids(pitfalls: tuple[_Pitfall, ...] = PITFALLS) -> list[str]:
-    """Every test node id of ``pitfalls``, once each, in order."""
+    """Every test node id of ``pitfalls``, once each, in order (chapter 10)."""
     return list(dict.fromkeys(test for pitfall in pitfalls for test in pitfall.tests))
 
 
@@ -110,7 +110,7 @@ def _node_id(case: ElementTree.Element) -> str:
 
 
 def run_guard_tests(test_ids: list[str] | None = None, root: Path = REPO_ROOT, timeout: float = 900) -> dict[str, str]:
-    """Run the guard tests with pytest in a fresh interpreter; ``{node id: "passed" | "failed" | "skipped"}``.
+    """Run the guard tests with pytest in a fresh interpreter; ``{node id: "passed" | "failed" | "skipped"}`` (chapter 10).
 
     A node id that pytest cannot find raises ``ValueError`` naming it: a renamed test must be
     renamed here too, or the pitfall would lose its guard without anyone noticing.

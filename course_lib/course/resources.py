@@ -85,7 +85,7 @@ DATASETS: tuple[tuple[str, str, str], ...] = (
 
 
 def tools_table(tools: tuple[_Tool, ...] = TOOLS) -> list[tuple[str, str, str, str]]:
-    """Rows ``(package, installed version or 'not installed', purpose, chapters)``."""
+    """Rows ``(package, installed version or 'not installed', purpose, chapters)`` (chapter 10)."""
     rows = []
     for tool in tools:
         try:
@@ -97,7 +97,7 @@ def tools_table(tools: tuple[_Tool, ...] = TOOLS) -> list[tuple[str, str, str, s
 
 
 def pretrained_table(models: tuple[_Pretrained, ...] = PRETRAINED) -> list[tuple[str, int, str, str]]:
-    """Rows ``(hub name, parameters, role, reference)``; parameters counted on the ``meta`` device."""
+    """Rows ``(hub name, parameters, role, reference)``; parameters counted on the ``meta`` device (chapter 10)."""
     import transformers
 
     rows = []

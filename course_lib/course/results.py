@@ -114,7 +114,7 @@ def update_readme(readme: Path, results: dict[str, Any], source: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m course_lib.course.results gather OUT.json`` or ``readme RESULTS.json README.md``."""
+    """``python -m course_lib.course.results gather OUT.json`` or ``readme RESULTS.json README.md`` (chapter 00)."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.course.results")
     sub = parser.add_subparsers(dest="command", required=True)
     gather_cmd = sub.add_parser("gather", help="merge build/results/*.json into one file")

@@ -67,7 +67,7 @@ def _run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point used by ``make course``."""
+    """Command-line entry point used by ``make course`` (chapter 00)."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.course.runner", description=__doc__)
     parser.add_argument("--mode", choices=MODES, default="fast")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build")

@@ -109,7 +109,7 @@ def _build_deck(out_dir: Path, notebook: Path = DECK, execute: bool = True, time
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib.course.slides [--out build/slides] [--no-execute]``."""
+    """``python -m course_lib.course.slides [--out build/slides] [--no-execute]`` (chapter 10)."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.course.slides", description="Build the offline lecture deck.")
     parser.add_argument("--out", type=Path, default=Path("build/slides"))
     parser.add_argument("--notebook", type=Path, default=DECK)

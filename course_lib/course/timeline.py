@@ -165,7 +165,7 @@ def _crowded_on_right(milestone: _Milestone, items: list[_Milestone]) -> bool:
 
 
 def plot_timeline(milestones: Sequence[_Milestone], ax: Axes | None = None) -> Axes:
-    """Draw one row per milestone, in date order: a marker at its date and its name beside it.
+    """Draw one row per milestone, in date order: a marker at its date and its name beside it (chapter 01).
 
     Markers are coloured by kind; a milestone with a parameter count shows it in its label.
     Returns the Axes (a new figure is made when ``ax`` is None).
@@ -199,7 +199,7 @@ def plot_timeline(milestones: Sequence[_Milestone], ax: Axes | None = None) -> A
 
 
 def plot_parameter_growth(milestones: Sequence[_Milestone], ax: Axes | None = None) -> Axes:
-    """Plot parameter count (log scale) against date for milestones with a published count.
+    """Plot parameter count (log scale) against date for milestones with a published count (chapter 01).
 
     Each distilled student is joined to its teacher by an arrow. Returns the Axes (a new
     figure is made when ``ax`` is None).

@@ -5,7 +5,7 @@ from course_lib.data.fonts import cjk_font_family
 
 
 def main() -> None:
-    """Fetch (once) and check every dataset the chapters use."""
+    """Fetch (once) and check every dataset the chapters use (chapter 00)."""
     print(f"data cache: {cache_dir()}")
     print(f"  MNIST    : {load_mnist()!r}")
     print(f"  MSRA NER : {load_msra()!r}")

@@ -40,7 +40,7 @@ def _as_image_stack(images: Tensor) -> Tensor:
 
 
 def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
-    """Shift each image by its own random integer (dx, dy) in ``[-max_shift, max_shift]``, zero fill.
+    """Shift each image by its own random integer (dx, dy) in ``[-max_shift, max_shift]``, zero fill (chapter 06).
 
     ``images`` is (N, H, W), (N, 1, H, W) or flattened (N, 784) (28x28); the result has the same
     shape, dtype and device and is a new tensor. A positive dx moves the content right, a positive
@@ -71,7 +71,7 @@ def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None
 
 
 class JitteredBatches:
-    """Mini-batches ``(images, labels)`` of in-memory tensors, shuffled and jittered afresh each epoch.
+    """Mini-batches ``(images, labels)`` of in-memory tensors, shuffled and jittered afresh each epoch (chapter 06).
 
     Each ``iter()`` is one epoch: a new permutation (when ``shuffle``) and new shifts of up to
     ``max_shift`` pixels (0: no jitter), all drawn from one generator seeded with ``seed``, so a

@@ -24,7 +24,7 @@ BUCKET_POOL = 50  # batches per sorting pool
 
 
 class LengthBucketSampler(Sampler[list[int]]):
-    """Batches of indices of similar length, in a seeded order that changes every epoch."""
+    """Batches of indices of similar length, in a seeded order that changes every epoch (chapter 04)."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0) -> None:
         if batch_size < 1:
@@ -59,14 +59,14 @@ def bucketed_ner_loader(
     seed: int = 0,
     max_len: int | None = None,
 ) -> DataLoader:
-    """A training DataLoader of padded NER batches built by :class:`LengthBucketSampler`."""
+    """A training DataLoader of padded NER batches built by :class:`LengthBucketSampler` (chapter 04)."""
     dataset = NerDataset(sentences, vocab, max_len=max_len)
     sampler = LengthBucketSampler([len(s) for s in sentences], batch_size, seed=seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_ner)
 
 
 def lm_batch(sequences: Sequence[Sequence[int]], bos_id: int, eos_id: int, pad_id: int = 0) -> dict[str, Tensor]:
-    """Padded language-model batch: ``<s> seq`` as ``input_ids``, ``seq </s>`` as ``labels`` (chapter 09).
+    """Padded language-model batch: ``<s> seq`` as ``input_ids``, ``seq </s>`` as ``labels`` (chapter 04).
 
     ``mask`` is True on real input positions; padded label positions are ``IGNORE_INDEX``.
     """

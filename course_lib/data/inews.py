@@ -46,7 +46,7 @@ def _is_label(value: object) -> bool:
 
 @dataclass(frozen=True)
 class NewsItem:
-    """One news item: its title, its content and its sentiment label (0 positive, 1 neutral, 2 negative)."""
+    """One news item: its title, its content and its sentiment label (0 positive, 1 neutral, 2 negative) (chapter 09)."""
 
     title: str
     content: str
@@ -72,7 +72,7 @@ class NewsItem:
 
 @dataclass(frozen=True)
 class NewsCorpus:
-    """The package's train / dev / test split, as it ships."""
+    """The package's train / dev / test split, as it ships (chapter 09)."""
 
     train: list[NewsItem]
     dev: list[NewsItem]
@@ -148,7 +148,7 @@ def _from_json(payload: bytes, origin: Path) -> NewsCorpus:
 
 
 def load_inews(directory: Path | None = None) -> NewsCorpus:
-    """Load the news sentiment corpus (5,355 / 999 / 999 items), fetching and caching it on first use.
+    """Load the news sentiment corpus (5,355 / 999 / 999 items), fetching and caching it on first use (chapter 09).
 
     ``directory`` replaces the cache folder ``<cache>/inews`` (it holds ``inews.json``).
     """

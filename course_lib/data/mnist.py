@@ -51,7 +51,7 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class MnistData:
-    """MNIST as uint8 images (N, 28, 28) and int64 labels (N,)."""
+    """MNIST as uint8 images (N, 28, 28) and int64 labels (N,) (chapter 00)."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -66,7 +66,7 @@ class MnistData:
 
 
 def mnist_tensors(data: MnistData, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split of ``data`` as float32 images in [0, 1], flattened to (N, 784), and int64 labels (N,).
+    """One split of ``data`` as float32 images in [0, 1], flattened to (N, 784), and int64 labels (N,) (chapter 00).
 
     ``split`` is "train" or "test". The tensors are new (on the CPU); move them to a device once.
     """
@@ -86,7 +86,7 @@ def _mnist_dir() -> Path:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (raw or gzip) into a NumPy array; bad headers raise :class:`DataError`."""
+    """Read an IDX file (raw or gzip) into a NumPy array; bad headers raise :class:`DataError` (chapter 00)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"IDX file {path} does not exist")
@@ -192,7 +192,7 @@ def _load_npz(path: Path) -> MnistData:
 
 
 def load_mnist(directory: Path | None = None) -> MnistData:
-    """Load the full MNIST (60,000 train, 10,000 test), fetching and caching it on first use."""
+    """Load the full MNIST (60,000 train, 10,000 test), fetching and caching it on first use (chapter 00)."""
     directory = Path(directory) if directory is not None else _mnist_dir()
     idx = _find_idx(directory) if directory.exists() else None
     if idx is not None:

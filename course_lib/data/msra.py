@@ -44,7 +44,7 @@ DEV_EVERY = 20
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence: its characters and their BIO tags (same length)."""
+    """One sentence: its characters and their BIO tags (same length) (chapter 00)."""
 
     chars: list[str]
     tags: list[str]
@@ -63,7 +63,7 @@ class Sentence:
 
 @dataclass(frozen=True)
 class NerCorpus:
-    """The official train / test split plus a fixed dev set carved out of train."""
+    """The official train / test split plus a fixed dev set carved out of train (chapter 00)."""
 
     train: list[Sentence]
     dev: list[Sentence]
@@ -74,7 +74,7 @@ class NerCorpus:
 
 
 def read_bio_file(path: Path, labels: Sequence[str] = LABELS) -> list[Sentence]:
-    """Parse a ``char<TAB>tag`` file with blank lines between sentences.
+    """Parse a ``char<TAB>tag`` file with blank lines between sentences (chapter 00).
 
     A malformed line raises :class:`DataError` naming the file and the line number.
     """
@@ -113,7 +113,7 @@ def read_bio_file(path: Path, labels: Sequence[str] = LABELS) -> list[Sentence]:
 
 
 def split_official(sentences: list[Sentence], train_size: int = MSRA_TRAIN_SENTENCES, dev_every: int = DEV_EVERY) -> NerCorpus:
-    """Split into train / dev / test: the first ``train_size`` are train (every ``dev_every``-th held out as dev)."""
+    """Split into train / dev / test: the first ``train_size`` are train (every ``dev_every``-th held out as dev) (chapter 00)."""
     if not 0 < train_size < len(sentences):
         raise ValueError(f"train_size must be between 1 and {len(sentences) - 1}, got {train_size}")
     if dev_every < 2:
@@ -130,7 +130,7 @@ def _msra_path() -> Path:
 
 
 def load_msra(path: Path | None = None) -> NerCorpus:
-    """Load MSRA NER with the official split, fetching it into the cache on first use."""
+    """Load MSRA NER with the official split, fetching it into the cache on first use (chapter 00)."""
     if path is None:
         path = _msra_path()
         if not path.exists():
@@ -143,7 +143,7 @@ def load_msra(path: Path | None = None) -> NerCorpus:
 
 
 class CharVocab:
-    """Character vocabulary with ``<pad>`` = 0 and ``<unk>`` = 1."""
+    """Character vocabulary with ``<pad>`` = 0 and ``<unk>`` = 1 (chapter 00)."""
 
     PAD, UNK = "<pad>", "<unk>"
 
@@ -205,7 +205,7 @@ class CharVocab:
 
 
 class NerDataset(Dataset):
-    """Sentences encoded as (character ids, label ids) pairs for a token tagger."""
+    """Sentences encoded as (character ids, label ids) pairs for a token tagger (chapter 00)."""
 
     def __init__(self, sentences: Sequence[Sentence], vocab: CharVocab, max_len: int | None = None) -> None:
         if max_len is not None:
@@ -227,7 +227,7 @@ class NerDataset(Dataset):
 
 
 def collate_ner(batch: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-    """Pad a batch: ``input_ids`` (pad 0), ``labels`` (pad -100), ``mask`` (True on real tokens), ``lengths``."""
+    """Pad a batch: ``input_ids`` (pad 0), ``labels`` (pad -100), ``mask`` (True on real tokens), ``lengths`` (chapter 00)."""
     if not batch:
         raise ValueError("cannot collate an empty batch")
     lengths = torch.tensor([len(ids) for ids, _ in batch], dtype=torch.long)
@@ -249,7 +249,7 @@ def ner_loader(
     seed: int = 0,
     max_len: int | None = None,
 ) -> DataLoader:
-    """A DataLoader of padded NER batches; shuffling is seeded so runs repeat."""
+    """A DataLoader of padded NER batches; shuffling is seeded so runs repeat (chapter 00)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     generator = torch.Generator().manual_seed(seed)
@@ -265,7 +265,7 @@ def ner_loader(
 def extract_entities(
     chars: Sequence[str], tags: Sequence[str]
 ) -> list[tuple[str, str, int, int]]:
-    """Entities in a BIO-tagged sentence as (text, type, start, end) with ``end`` exclusive.
+    """Entities in a BIO-tagged sentence as (text, type, start, end) with ``end`` exclusive (chapter 00).
 
     Follows the conlleval convention (seqeval's default mode): an ``I-X`` that does not
     continue an entity of type X starts a new one.

@@ -23,7 +23,7 @@ NPM_REGISTRY = "https://registry.npmjs.org"
 
 @dataclass(frozen=True)
 class NpmPackage:
-    """One pinned npm package: its name, version and the registry's ``dist.integrity`` (SHA-512)."""
+    """One pinned npm package: its name, version and the registry's ``dist.integrity`` (SHA-512) (chapter 10)."""
 
     name: str
     version: str
@@ -44,7 +44,7 @@ def _integrity(data: bytes) -> str:
 
 
 def npm_tarball(package: NpmPackage) -> Path:
-    """The package's tarball in the course cache, fetched from the npm registry the first time.
+    """The package's tarball in the course cache, fetched from the npm registry the first time (chapter 10).
 
     The bytes must match ``package.integrity``; a mismatch (a corrupt download or another build
     of the package) raises :class:`DataError` and writes nothing.

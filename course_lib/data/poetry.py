@@ -47,7 +47,7 @@ _VERSE = re.compile(rf"(?:{_CHAR}{{{LINE_LENGTH}}}，{_CHAR}{{{LINE_LENGTH}}}。
 
 @dataclass(frozen=True)
 class Poem:
-    """A five-character regulated verse: title, author and its 8 lines of 5 characters (no punctuation)."""
+    """A five-character regulated verse: title, author and its 8 lines of 5 characters (no punctuation) (chapter 09)."""
 
     title: str
     author: str
@@ -82,7 +82,7 @@ class Poem:
 
 @dataclass(frozen=True)
 class PoetryCorpus:
-    """A fixed train / dev / test split of the poems (see :func:`_split_poems`)."""
+    """A fixed train / dev / test split of the poems (see :func:`_split_poems`) (chapter 09)."""
 
     train: list[Poem]
     dev: list[Poem]
@@ -93,7 +93,7 @@ class PoetryCorpus:
 
 
 def is_regulated_pentasyllabic(text: str) -> bool:
-    """True when ``text`` is exactly four couplets ``XXXXX，XXXXX。`` (X: no punctuation, whitespace or ASCII).
+    """True when ``text`` is exactly four couplets ``XXXXX，XXXXX。`` (X: no punctuation, whitespace or ASCII) (chapter 09).
 
     The format metric of generated poems: nothing may come before, between or after the couplets.
     """
@@ -188,7 +188,7 @@ def _from_json(payload: bytes, origin: Path) -> list[Poem]:
 
 
 def load_tang_poems(directory: Path | None = None) -> PoetryCorpus:
-    """Load the Tang five-character regulated verse, split into train / dev / test, fetching it on first use.
+    """Load the Tang five-character regulated verse, split into train / dev / test, fetching it on first use (chapter 09).
 
     ``directory`` replaces the cache folder ``<cache>/poetry``. Filling it fetches the 85 MB
     chinese-poetry tarball into the npm cache and deletes it once the JSON is written.

@@ -28,7 +28,7 @@ from course_lib.nn.transformer import EncoderBlock, ModelOutput, TokenTagger, Tr
 
 
 class CascadeTagger(nn.Module):
-    """Teacher → Linear to ``d_model`` → ``num_layers`` encoder blocks → per-token labels.
+    """Teacher → Linear to ``d_model`` → ``num_layers`` encoder blocks → per-token labels (chapter 07).
 
     By default the teacher is frozen and stays in eval mode; with ``train_teacher=True`` it keeps
     learning from its own loss (the seed's alternating updates, see :func:`cascade_loss`).
@@ -108,7 +108,7 @@ class CascadeTagger(nn.Module):
 
 
 def cascade_loss(model: CascadeTagger, batch: dict[str, Tensor]) -> Tensor:
-    """Token cross-entropy of a :class:`CascadeTagger` on a ``collate_ner`` batch (a ``loss_fn`` for ``train``).
+    """Token cross-entropy of a :class:`CascadeTagger` on a ``collate_ner`` batch (a ``loss_fn`` for ``train``) (chapter 07).
 
     With ``train_teacher`` it is the teacher's own token loss plus the head's on the teacher's
     detached states: one step on the sum is a teacher step followed by a head step.

@@ -77,7 +77,7 @@ class Distiller:
 
 
 class IntermediateDistiller(nn.Module):
-    """``loss_fn(student, batch)``: logits, hidden states and attention maps along a layer map (chapter 07).
+    """``loss_fn(student, batch)``: logits, hidden states and attention maps along a layer map (chapter 05).
 
     The total is ``kd_loss`` (α on the hard labels, ``1 − α`` on T²·KL) plus ``hidden_weight`` ×
     the mean hidden-state term over the mapped pairs plus ``attention_weight`` × the mean

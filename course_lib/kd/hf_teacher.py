@@ -71,7 +71,7 @@ def _align_first_pieces(piece_logits: Tensor, word_ids: Sequence[Sequence[int | 
 
 
 class HFTeacher(nn.Module):
-    """A Hugging Face ``*ForTokenClassification`` model and its fast tokenizer, speaking the course's batches.
+    """A Hugging Face ``*ForTokenClassification`` model and its fast tokenizer, speaking the course's batches (chapter 07).
 
     ``vocab`` is the course's :class:`~course_lib.data.CharVocab` that encoded the batches; it
     turns ids back into characters (the course's ``<unk>`` becomes the tokenizer's unknown token).

@@ -30,7 +30,7 @@ from course_lib.nn.transformer import TokenTagger
 
 @dataclass(frozen=True)
 class LayerMap:
-    """Pairs ``(student index, teacher index)`` of hidden states; 0 is the embeddings, ``k`` block ``k``.
+    """Pairs ``(student index, teacher index)`` of hidden states; 0 is the embeddings, ``k`` block ``k`` (chapter 07).
 
     Both columns must be strictly increasing: a student layer learns from one teacher layer, and
     deeper student layers from deeper teacher layers.
@@ -120,7 +120,7 @@ def _block_source(name: str, block_map: dict[int, int]) -> str | None:
 
 @torch.no_grad()
 def init_from_teacher(student: TokenTagger, teacher: TokenTagger, layer_map: LayerMap) -> _InitReport:
-    """Copy teacher weights into ``student`` wherever the shapes match (DistilBERT's initialisation).
+    """Copy teacher weights into ``student`` wherever the shapes match (DistilBERT's initialisation) (chapter 07).
 
     Student block ``s`` takes the weights of teacher block ``t`` for every block pair of
     ``layer_map``; embeddings, the final LayerNorm and the classifier are copied by name. A

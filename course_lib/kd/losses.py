@@ -215,7 +215,7 @@ def kd_loss(
 
 
 class HiddenStateLoss(nn.Module):
-    """MSE between a learned projection of the student's hidden states and the teacher's (chapter 07).
+    """MSE between a learned projection of the student's hidden states and the teacher's (chapter 05).
 
     TinyBERT's hidden-state loss: ``MSE(H_student W + b, H_teacher)``, averaged over the real
     tokens and the teacher's width. The projection ``W`` (student width -> teacher width) is
@@ -248,7 +248,7 @@ class HiddenStateLoss(nn.Module):
 def attention_map_loss(
     student_attention: Tensor, teacher_attention: Tensor, mask: Tensor | None = None, kind: str = "kl"
 ) -> Tensor:
-    """Distance between attention maps (batch, heads, query, key) over the real (query, key) pairs (chapter 07).
+    """Distance between attention maps (batch, heads, query, key) over the real (query, key) pairs (chapter 05).
 
     ``kind="kl"``: KL(teacher row || student row) for each real query, averaged over heads and
     real queries (MiniLM); ``kind="mse"``: the squared difference of the weights, averaged over

@@ -63,7 +63,7 @@ def _register_method(name: str) -> Callable[[_Builder], _Builder]:
 
 @dataclass(frozen=True)
 class DistillRecipe(Recipe):
-    """A training recipe plus how the model learns from a teacher (chapter 05).
+    """A training recipe plus how the model learns from a teacher (chapter 07).
 
     ``method`` names a registered method (see the module docstring); ``temperature`` and ``alpha``
     (the weight of the hard labels) are Hinton's; ``hidden_weight`` and ``attention_weight`` weigh
@@ -86,7 +86,7 @@ class DistillRecipe(Recipe):
 
 def setup_method(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module | None, task_loss: LossFn,
                  cache: TeacherLogitCache | None = None) -> _MethodSetup:
-    """The :class:`_MethodSetup` of ``recipe.method`` for ``student`` and ``teacher`` (chapter 05).
+    """The :class:`_MethodSetup` of ``recipe.method`` for ``student`` and ``teacher`` (chapter 07).
 
     ``task_loss(model, batch)`` is the case's loss on its labels; ``cache`` holds the teacher's
     logits when the inputs look the same every epoch.

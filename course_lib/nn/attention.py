@@ -45,7 +45,7 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     training: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Return ``(output, weights)`` of softmax(Q K^T / sqrt(d_k)) V.
+    """Return ``(output, weights)`` of softmax(Q K^T / sqrt(d_k)) V (chapter 02).
 
     Shapes: query (..., Lq, d_k), key (..., Lk, d_k), value (..., Lk, d_v); the leading
     dimensions broadcast. ``mask`` is boolean, broadcastable to (..., Lq, Lk), True where a
@@ -102,7 +102,7 @@ def scaled_dot_product_attention(
 
 
 def padding_mask(mask_or_lengths: Tensor, max_len: int | None = None) -> Tensor:
-    """Turn a padding description into an attention mask of shape (B, 1, 1, L).
+    """Turn a padding description into an attention mask of shape (B, 1, 1, L) (chapter 02).
 
     ``mask_or_lengths`` is either a boolean (B, L) mask, True on real tokens, or an integer
     (B,) tensor of sequence lengths (then ``max_len`` sets L, default: the longest length).
@@ -146,13 +146,13 @@ def padding_mask(mask_or_lengths: Tensor, max_len: int | None = None) -> Tensor:
 
 
 def causal_mask(length: int, device: torch.device | str | None = None) -> Tensor:
-    """Return the (length, length) boolean mask where position i may attend to j <= i."""
+    """Return the (length, length) boolean mask where position i may attend to j <= i (chapter 02)."""
     checks.positive_int("length", length)
     return torch.ones(length, length, dtype=torch.bool, device=device).tril()
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention (Vaswani et al. 2017, section 3.2.2), batch first.
+    """Multi-head attention (Vaswani et al. 2017, section 3.2.2), batch first (chapter 02).
 
     Projects query, key and value with separate ``q_proj``, ``k_proj``, ``v_proj`` layers,
     splits ``d_model`` into ``num_heads`` heads of size ``d_model // num_heads``, runs

@@ -26,7 +26,7 @@ from course_lib.nn.transformer import EncoderBlock, ModelOutput, TransformerConf
 
 
 class CharLM(nn.Module):
-    """Causal Transformer + Linear head: next-character logits (B, L, vocab_size).
+    """Causal Transformer + Linear head: next-character logits (B, L, vocab_size) (chapter 09).
 
     ``config.causal`` must be True: a language model that could read the next character would
     learn to copy it.
@@ -111,7 +111,7 @@ def sample(
     banned_ids: Sequence[int] = (),
     device: torch.device | str = "cpu",
 ) -> list[list[int]]:
-    """``count`` sequences sampled from ``model`` after ``<s>``, each stopped at ``</s>`` (not included).
+    """``count`` sequences sampled from ``model`` after ``<s>``, each stopped at ``</s>`` (not included) (chapter 09).
 
     Each step draws from ``softmax(logits / temperature)`` with the key/value cache of
     :meth:`CharLM.step`; ``banned_ids`` (e.g. padding, ``<s>``) are never drawn. A sequence

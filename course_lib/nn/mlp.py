@@ -34,7 +34,7 @@ _IMAGE_SHAPES = ((IN_FEATURES,), (28, 28), (1, 28, 28))
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """Sizes and regularisation of an :class:`MLP`.
+    """Sizes and regularisation of an :class:`MLP` (chapter 05).
 
     ``hidden`` lists the widths of the hidden layers (e.g. ``(1200, 1200)``); ``input_dropout``
     and ``dropout`` are the drop probabilities on the inputs and after each hidden layer;
@@ -74,17 +74,17 @@ class MLPConfig:
 
 
 def teacher_config() -> MLPConfig:
-    """Hinton et al.'s MNIST teacher: 1200-1200 ReLU, dropout 0.2 on inputs and 0.5 on hidden units, max-norm."""
+    """Hinton et al.'s MNIST teacher: 1200-1200 ReLU, dropout 0.2 on inputs and 0.5 on hidden units, max-norm (chapter 06)."""
     return MLPConfig(hidden=(1200, 1200), input_dropout=0.2, dropout=0.5, max_norm=3.5)
 
 
 def student_config(hidden: int = 800) -> MLPConfig:
-    """Hinton et al.'s MNIST student: two ReLU layers of ``hidden`` units (800 in the paper), no regularisation."""
+    """Hinton et al.'s MNIST student: two ReLU layers of ``hidden`` units (800 in the paper), no regularisation (chapter 06)."""
     return MLPConfig(hidden=(hidden, hidden))
 
 
 class MLP(nn.Module):
-    """784 inputs -> ReLU hidden layers of ``config.hidden`` widths -> 10 logits, with optional dropout.
+    """784 inputs -> ReLU hidden layers of ``config.hidden`` widths -> 10 logits, with optional dropout (chapter 06).
 
     Accepts images as (N, 784), (N, 28, 28) or (N, 1, 28, 28) and returns logits (N, 10).
     The hidden layers are ``self.hidden`` (an ``nn.ModuleList`` of ``nn.Linear``), the output
@@ -117,7 +117,7 @@ class MLP(nn.Module):
 
 @torch.no_grad()
 def apply_max_norm_(model: MLP) -> None:
-    """Scale each hidden unit's incoming weight vector down to L2 norm ``model.config.max_norm`` if longer.
+    """Scale each hidden unit's incoming weight vector down to L2 norm ``model.config.max_norm`` if longer (chapter 05).
 
     Rows of each hidden layer's weight matrix are the incoming weights of its units; rows within
     the bound are left untouched, biases and the output layer are not constrained. Does nothing
@@ -135,7 +135,7 @@ def apply_max_norm_(model: MLP) -> None:
 
 @torch.no_grad()
 def count_errors(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> int:
-    """How many of ``images`` the model classifies wrongly (argmax of its logits != label).
+    """How many of ``images`` the model classifies wrongly (argmax of its logits != label) (chapter 06).
 
     Runs in eval mode without gradients, ``batch_size`` images at a time on the model's device,
     and puts the model back in the mode it was in.

@@ -42,7 +42,7 @@ def _frequencies(d_model: int) -> Tensor:
 def sinusoidal_encoding(
     max_len: int, d_model: int, dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """Return the (max_len, d_model) sinusoidal table of Vaswani et al. 2017.
+    """Return the (max_len, d_model) sinusoidal table of Vaswani et al. 2017 (chapter 03).
 
     Even columns hold sin(p * w_i), odd columns cos(p * w_i) with w_i = 10000^(-2i / d_model).
     The table is computed in float64 and returned as ``dtype``.
@@ -58,7 +58,7 @@ def sinusoidal_encoding(
 
 
 def offset_matrix(offset: int, d_model: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Return the (d_model, d_model) matrix M_k with PE[p + k] = PE[p] @ M_k.T for every p.
+    """Return the (d_model, d_model) matrix M_k with PE[p + k] = PE[p] @ M_k.T for every p (chapter 03).
 
     M_k is block diagonal; the block for the pair (sin(p w), cos(p w)) is the rotation
     [[cos(k w), sin(k w)], [-sin(k w), cos(k w)]], by the angle-addition formulas. It depends
@@ -107,7 +107,7 @@ class _PositionalEncoding(nn.Module):
 
 
 class SinusoidalPositionalEncoding(_PositionalEncoding):
-    """Add the fixed sinusoidal table: forward(x (B, L, D)) -> x + PE[:L].
+    """Add the fixed sinusoidal table: forward(x (B, L, D)) -> x + PE[:L] (chapter 03).
 
     The table is a non-persistent buffer: it moves with ``.to(device)`` but is not stored
     in checkpoints, since it is rebuilt from (max_len, d_model).
@@ -124,7 +124,7 @@ class SinusoidalPositionalEncoding(_PositionalEncoding):
 
 
 class LearnedPositionalEncoding(_PositionalEncoding):
-    """Add a trainable vector per position: forward(x (B, L, D)) -> x + weight[:L].
+    """Add a trainable vector per position: forward(x (B, L, D)) -> x + weight[:L] (chapter 03).
 
     ``weight`` (max_len, d_model) starts from N(0, 0.02^2), as in BERT and GPT-2.
     """
@@ -149,7 +149,7 @@ class _NoPositionalEncoding(_PositionalEncoding):
 
 
 def build_positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
-    """Build the positional encoding named by ``kind``: "sinusoidal", "learned" or "none"."""
+    """Build the positional encoding named by ``kind``: "sinusoidal", "learned" or "none" (chapter 03)."""
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(d_model, max_len)
     if kind == "learned":

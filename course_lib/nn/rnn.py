@@ -26,7 +26,7 @@ from course_lib.nn.transformer import ModelOutput
 
 @dataclass
 class BiLSTMConfig:
-    """Sizes of a :class:`BiLSTMTagger`: ``hidden`` units per direction, ``num_layers`` stacked BiLSTMs."""
+    """Sizes of a :class:`BiLSTMTagger`: ``hidden`` units per direction, ``num_layers`` stacked BiLSTMs (chapter 10)."""
 
     vocab_size: int
     d_embed: int = 64
@@ -48,7 +48,7 @@ class BiLSTMConfig:
 
 
 class BiLSTMTagger(nn.Module):
-    """Embedding -> BiLSTM over the real characters -> dropout -> Linear: logits (B, L, num_labels)."""
+    """Embedding -> BiLSTM over the real characters -> dropout -> Linear: logits (B, L, num_labels) (chapter 10)."""
 
     def __init__(self, config: BiLSTMConfig, num_labels: int) -> None:
         super().__init__()

@@ -32,7 +32,7 @@ POOLING_KINDS: tuple[str, ...] = ("mean", "first")
 
 @dataclass
 class TransformerConfig:
-    """Sizes and switches of a :class:`TransformerEncoder`.
+    """Sizes and switches of a :class:`TransformerEncoder` (chapter 01).
 
     ``norm_first=True`` is the pre-norm arrangement (LayerNorm before each sublayer, plus a
     final LayerNorm), which trains stably without warm-up; ``False`` is the post-norm
@@ -126,7 +126,7 @@ class TransformerShape:
 
 @dataclass
 class ModelOutput:
-    """What every course model returns.
+    """What every course model returns (chapter 04).
 
     * ``logits``: (B, L, C) for token tagging, (B, C) for sequence classification, None
       for the bare encoder.
@@ -144,7 +144,7 @@ class ModelOutput:
 
 
 class FeedForward(nn.Module):
-    """Position-wise feed-forward network: Linear -> ReLU -> Dropout -> Linear.
+    """Position-wise feed-forward network: Linear -> ReLU -> Dropout -> Linear (chapter 04).
 
     FFN(x) = max(0, x W1 + b1) W2 + b2 as in Vaswani et al. 2017 (section 3.3), with ReLU
     like the paper (BERT and GPT use GELU instead).
@@ -163,7 +163,7 @@ class FeedForward(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Self-attention and feed-forward sublayers, each with a residual connection.
+    """Self-attention and feed-forward sublayers, each with a residual connection (chapter 04).
 
     Pre-norm (``config.norm_first``):  x = x + Dropout(Sublayer(LayerNorm(x)))
     Post-norm (2017 paper):            x = LayerNorm(x + Dropout(Sublayer(x)))
@@ -201,7 +201,7 @@ class EncoderBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Token embedding * sqrt(d_model) + positional encoding -> dropout -> blocks -> (LayerNorm).
+    """Token embedding * sqrt(d_model) + positional encoding -> dropout -> blocks -> (LayerNorm) (chapter 03).
 
     The embedding starts from N(0, 1 / d_model), so after the sqrt(d_model) scaling of
     section 3.4 of the paper token vectors have unit scale, like the positional encodings.
@@ -285,7 +285,7 @@ class TransformerEncoder(nn.Module):
 
 
 class TokenTagger(nn.Module):
-    """Encoder + dropout + Linear: one label per token, logits (B, L, num_labels)."""
+    """Encoder + dropout + Linear: one label per token, logits (B, L, num_labels) (chapter 01)."""
 
     def __init__(self, config: TransformerConfig, num_labels: int):
         super().__init__()
@@ -304,7 +304,7 @@ class TokenTagger(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """Encoder + pooling + dropout + Linear: one label per sequence, logits (B, num_classes).
+    """Encoder + pooling + dropout + Linear: one label per sequence, logits (B, num_classes) (chapter 04).
 
     ``pooling="mean"`` averages the final hidden states over real tokens only (padding is
     left out); ``pooling="first"`` takes the first position.
@@ -338,7 +338,7 @@ class SequenceClassifier(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Return the number of parameters of ``model`` (shared parameters counted once)."""
+    """Return the number of parameters of ``model`` (shared parameters counted once) (chapter 01)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters())

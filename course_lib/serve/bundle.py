@@ -55,12 +55,12 @@ DIGIT_LABELS = tuple(str(digit) for digit in range(NUM_CLASSES))
 
 
 class BundleError(ValueError):
-    """A bundle folder that cannot be loaded: the message says what is wrong and what to do."""
+    """A bundle folder that cannot be loaded: the message says what is wrong and what to do (chapter 08)."""
 
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the model in eval mode on the CPU and what it needs to answer requests."""
+    """A loaded bundle: the model in eval mode on the CPU and what it needs to answer requests (chapter 08)."""
 
     folder: Path
     task: str
@@ -99,7 +99,7 @@ def save_bundle(
     labels: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` as a bundle folder (weights + ``config.json``) and return the folder.
+    """Write ``model`` as a bundle folder (weights + ``config.json``) and return the folder (chapter 08).
 
     A :class:`TokenTagger` needs its ``vocab``; ``labels`` default to the MSRA BIO labels for a
     tagger and to the ten digits for an MLP. An existing bundle at ``folder`` is replaced as a
@@ -171,7 +171,7 @@ def save_bundle(
 
 
 def read_bundle_config(folder: str | PathLike[str]) -> dict[str, Any]:
-    """Read and check a bundle's ``config.json`` (format, version, task, vocabulary, labels).
+    """Read and check a bundle's ``config.json`` (format, version, task, vocabulary, labels) (chapter 08).
 
     Raises :class:`FileNotFoundError` when the folder or a file is missing and
     :class:`BundleError` when the JSON is unreadable or inconsistent.
@@ -251,7 +251,7 @@ def _build_model(task: str, config: dict[str, Any], num_labels: int, where: Path
 
 
 def load_bundle(folder: str | PathLike[str]) -> Bundle:
-    """Load a bundle written by :func:`save_bundle`: the model in eval mode on the CPU, labels, vocabulary.
+    """Load a bundle written by :func:`save_bundle`: the model in eval mode on the CPU, labels, vocabulary (chapter 08).
 
     Every check of :func:`read_bundle_config` runs first; then the weights file must hold exactly
     the tensors the architecture needs, with the same shapes, or a :class:`BundleError` lists the

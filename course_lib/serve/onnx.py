@@ -75,7 +75,7 @@ def _quiet() -> Iterator[None]:
 
 
 def example_inputs(model: nn.Module, batch: int = 2, length: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random valid inputs for ``model`` as ONNX Runtime takes them (a dict of numpy arrays).
+    """Random valid inputs for ``model`` as ONNX Runtime takes them (a dict of numpy arrays) (chapter 08).
 
     A tagger gets ``input_ids`` in [2, vocab_size) (no padding, no unknown) and an all-True
     ``mask``; an MLP gets ``images`` of uniform pixels in [0, 1).
@@ -92,7 +92,7 @@ def example_inputs(model: nn.Module, batch: int = 2, length: int = 8, seed: int 
 
 
 def export_onnx(model: nn.Module, path: str | PathLike[str]) -> Path:
-    """Export ``model`` (a TokenTagger or an MLP) to the ONNX file ``path`` with dynamic batch/length axes.
+    """Export ``model`` (a TokenTagger or an MLP) to the ONNX file ``path`` with dynamic batch/length axes (chapter 08).
 
     A CPU copy of the model is exported in eval mode (dropout off); the file is self-contained
     (no external weights file) and carries no exporter provenance (Python stack and FX node text
@@ -142,7 +142,7 @@ def _strip_exporter_metadata(path: Path) -> None:
 
 
 def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str]) -> Path:
-    """Write the dynamic int8 quantisation of the ONNX model at ``onnx_path`` to ``out_path``.
+    """Write the dynamic int8 quantisation of the ONNX model at ``onnx_path`` to ``out_path`` (chapter 08).
 
     ONNX Runtime's recommended pre-processing runs first (ONNX shape inference and graph
     optimisation; its symbolic shape inference cannot follow the exported attention and is
@@ -160,7 +160,7 @@ def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str])
 
 
 def onnx_session(path: str | PathLike[str], threads: int = 1) -> ort.InferenceSession:
-    """Open the ONNX model at ``path`` in ONNX Runtime on the CPU with ``threads`` threads."""
+    """Open the ONNX model at ``path`` in ONNX Runtime on the CPU with ``threads`` threads (chapter 08)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -177,7 +177,7 @@ def onnx_session(path: str | PathLike[str], threads: int = 1) -> ort.InferenceSe
 
 
 def max_difference(model: nn.Module, session: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> float:
-    """Largest absolute difference between the PyTorch model's logits and the ONNX session's on ``inputs``."""
+    """Largest absolute difference between the PyTorch model's logits and the ONNX session's on ``inputs`` (chapter 08)."""
     tensors = {name: torch.from_numpy(value) for name, value in inputs.items()}
     was_training = model.training
     model.eval()
@@ -194,7 +194,7 @@ def max_difference(model: nn.Module, session: ort.InferenceSession, inputs: dict
 
 
 def export_bundle(folder: str | PathLike[str]) -> tuple[Path, Path]:
-    """Add ``model.onnx`` and its int8 quantisation ``model.int8.onnx`` to a bundle folder."""
+    """Add ``model.onnx`` and its int8 quantisation ``model.int8.onnx`` to a bundle folder (chapter 08)."""
     bundle = load_bundle(folder)
     onnx_path = export_onnx(bundle.model, bundle.folder / ONNX_FILE)
     return onnx_path, quantize_int8(onnx_path, bundle.folder / INT8_FILE)

@@ -60,7 +60,7 @@ _Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 class TorchRunner:
-    """Run a PyTorch model on numpy inputs (``input_ids``/``mask`` or ``images``) and return numpy logits."""
+    """Run a PyTorch model on numpy inputs (``input_ids``/``mask`` or ``images``) and return numpy logits (chapter 08)."""
 
     def __init__(self, model: nn.Module, threads: int = 1) -> None:
         self.model = model.to("cpu").eval()
@@ -75,7 +75,7 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    """Run an ONNX Runtime session on the same inputs as :class:`TorchRunner`."""
+    """Run an ONNX Runtime session on the same inputs as :class:`TorchRunner` (chapter 08)."""
 
     def __init__(self, session: Any) -> None:
         self.session = session
@@ -85,7 +85,7 @@ class OnnxRunner:
 
 
 def make_runner(bundle: Bundle, backend: str = "torch", threads: int = 1) -> _Runner:
-    """The runner for ``bundle`` on ``backend`` (one of :data:`BACKENDS`)."""
+    """The runner for ``bundle`` on ``backend`` (one of :data:`BACKENDS`) (chapter 08)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
@@ -103,7 +103,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Entity:
-    """A named entity found in a text: ``text[start:end]`` is ``text``, ``kind`` is PER, LOC or ORG."""
+    """A named entity found in a text: ``text[start:end]`` is ``text``, ``kind`` is PER, LOC or ORG (chapter 08)."""
 
     text: str
     kind: str
@@ -117,7 +117,7 @@ class Entity:
 
 
 class NerPredictor:
-    """Tag raw Chinese text with a token tagger and return its entities (see the module docstring)."""
+    """Tag raw Chinese text with a token tagger and return its entities (see the module docstring) (chapter 08)."""
 
     def __init__(
         self,
@@ -296,7 +296,7 @@ def _as_pixel_batch(images: object) -> np.ndarray:
 
 
 class DigitPredictor:
-    """Classify 28×28 digits with the MNIST network (see the module docstring for the accepted input)."""
+    """Classify 28×28 digits with the MNIST network (see the module docstring for the accepted input) (chapter 08)."""
 
     def __init__(self, runner: _Runner, labels: Sequence[str], *, batch_size: int = 256) -> None:
         self.runner = runner
@@ -316,7 +316,7 @@ class DigitPredictor:
 def load_predictor(
     folder: str | PathLike[str], backend: str = "torch", threads: int = 1, **options: Any
 ) -> NerPredictor | DigitPredictor:
-    """A predictor for the bundle in ``folder`` on ``backend``; ``options`` go to the predictor."""
+    """A predictor for the bundle in ``folder`` on ``backend``; ``options`` go to the predictor (chapter 08)."""
     bundle = load_bundle(folder)
     runner = make_runner(bundle, backend, threads)
     if bundle.task == "ner":
@@ -330,7 +330,7 @@ def _predictor_task(predictor: NerPredictor | DigitPredictor) -> str:
 
 
 def default_bundle_dir(task: str, mode: str = "fast") -> Path:
-    """Where chapter 08 saves the student of ``task`` ("ner" or "mnist") in ``mode``."""
+    """Where chapter 08 saves the student of ``task`` ("ner" or "mnist") in ``mode`` (chapter 08)."""
     return cache_dir() / "deploy" / f"{task}_student_{mode}"
 
 
@@ -352,7 +352,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: tag a text or classify a digit with a saved student; print the answer."""
+    """Command line: tag a text or classify a digit with a saved student; print the answer (chapter 08)."""
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.serve.predict", description="Answer with a student saved by chapter 08."
     )

@@ -27,7 +27,7 @@ Build = Callable[[CharVocab | None], nn.Module]
 
 
 def model_path(name: str, mode: str) -> Path:
-    """Where the cached model ``name`` of ``mode`` lives: ``<cache_dir()>/models/<name>_<mode>.safetensors`` (chapter 04)."""
+    """Where the cached model ``name`` of ``mode`` lives: ``<cache_dir()>/models/<name>_<mode>.safetensors`` (chapter 02)."""
     return cache_dir() / "models" / f"{name}_{check_mode(mode)}.safetensors"
 
 
@@ -65,7 +65,7 @@ def load_or_train(
     depends_on: Mapping[str, Path | str] | None = None,
     device: torch.device | str = "cpu",
 ) -> Trained:
-    """Load the model cached at ``path`` for ``recipe`` and ``depends_on``, or train and cache it (chapter 04).
+    """Load the model cached at ``path`` for ``recipe`` and ``depends_on``, or train and cache it (chapter 02).
 
     ``build(vocab)`` makes a fresh, seeded model; ``train(model, vocab)`` trains it and returns a
     :class:`Trained` whose ``metrics`` are stored with the weights; ``vocab()`` makes the

@@ -58,7 +58,7 @@ def save_checkpoint(
     config: Any,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model``'s weights, ``config`` and ``metadata`` atomically to ``path``; return the path.
+    """Write ``model``'s weights, ``config`` and ``metadata`` atomically to ``path``; return the path (chapter 04).
 
     ``config`` is a dict, a dataclass or an object with ``to_dict()`` (e.g. a
     ``TransformerConfig``); it is what ``read_checkpoint_config`` gives back. Missing parent
@@ -128,7 +128,7 @@ def _read_header(path: str | PathLike[str]) -> dict[str, Any]:
 
 
 def read_checkpoint_config(path: str | PathLike[str]) -> dict[str, Any]:
-    """Return the config saved with a checkpoint, to rebuild the model before loading it.
+    """Return the config saved with a checkpoint, to rebuild the model before loading it (chapter 04).
 
     Example: ``TokenTagger(TransformerConfig.from_dict(read_checkpoint_config(path)))``.
     """
@@ -162,7 +162,7 @@ def _listing(names: list[str]) -> str:
 
 
 def state_dict_mismatches(saved_shapes: Mapping[str, Sequence[int]], model: nn.Module) -> list[str]:
-    """Describe how saved tensor shapes fail to fit ``model``: shape differences, missing and extra names.
+    """Describe how saved tensor shapes fail to fit ``model``: shape differences, missing and extra names (chapter 04).
 
     An empty list means every tensor of ``model.state_dict()`` is there with the right shape.
     """
@@ -186,7 +186,7 @@ def state_dict_mismatches(saved_shapes: Mapping[str, Sequence[int]], model: nn.M
 
 
 def load_checkpoint(path: str | PathLike[str], model: nn.Module) -> dict[str, Any]:
-    """Load the weights saved at ``path`` into ``model`` and return the checkpoint's information.
+    """Load the weights saved at ``path`` into ``model`` and return the checkpoint's information (chapter 04).
 
     The returned dict has ``model_class``, ``config``, ``metadata``, ``course_lib_version``
     and ``torch_version``. The model must be of the same class and architecture as the saved

@@ -24,7 +24,7 @@ from course_lib.train.fit import cpu_threads
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Timings of one measured call: milliseconds per call and items answered per second."""
+    """Timings of one measured call: milliseconds per call and items answered per second (chapter 07)."""
 
     p50_ms: float
     p95_ms: float
@@ -105,7 +105,7 @@ def interleaved_latency(
     min_repeats: int = 5,
     threads: int = 1,
 ) -> dict[Hashable, LatencyStats]:
-    """Time several CPU calls in turn, ``rounds`` times over; keep each call's quietest round.
+    """Time several CPU calls in turn, ``rounds`` times over; keep each call's quietest round (chapter 07).
 
     ``calls`` maps a name to ``(call, batch_size)``. Each round times every call for about
     ``seconds_per_round`` (at least ``min_repeats`` calls) with :func:`_measure_latency`. A call's

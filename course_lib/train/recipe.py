@@ -73,7 +73,7 @@ class Recipe:
 
 def cap_epochs(recipes: Mapping[str, R], epochs_cap: int | None, student_epochs_cap: int | None = None,
                teacher: str = "teacher") -> dict[str, R]:
-    """``recipes`` with their epochs capped (None: no cap), e.g. for a CPU run of a full-size benchmark (chapter 07).
+    """``recipes`` with their epochs capped (None: no cap), e.g. for a CPU run of a full-size benchmark (chapter 04).
 
     ``epochs_cap`` applies to every model, ``student_epochs_cap`` (default: ``epochs_cap``) to every
     role but ``teacher``; all students keep the same budget.

@@ -25,7 +25,7 @@ from course_lib.train.loop import move_to_device
 def token_classification_loss(
     logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX
 ) -> Tensor:
-    """Mean cross-entropy over real tokens: positions whose label is ``ignore_index`` are left out.
+    """Mean cross-entropy over real tokens: positions whose label is ``ignore_index`` are left out (chapter 07).
 
     ``logits`` has shape (B, L, C), ``labels`` (B, L) with integer class ids.
     """
@@ -65,7 +65,7 @@ def _logits_of(output: Any) -> Tensor:
 
 
 def tagger_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    """Token-classification loss of ``model`` on a ``collate_ner`` batch; a ``loss_fn`` for ``train``."""
+    """Token-classification loss of ``model`` on a ``collate_ner`` batch; a ``loss_fn`` for ``train`` (chapter 04)."""
     output = model(batch["input_ids"], mask=batch["mask"])
     return token_classification_loss(_logits_of(output), batch["labels"])
 
@@ -152,7 +152,7 @@ def per_type_report(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> di
 
 @torch.no_grad()
 def token_nll(model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device | str = "cpu") -> float:
-    """Mean negative log-likelihood (nats) per real labelled token of ``batches`` under ``model`` (chapter 09).
+    """Mean negative log-likelihood (nats) per real labelled token of ``batches`` under ``model`` (chapter 04).
 
     For a language model on :func:`~course_lib.data.batching.lm_batch` batches, ``exp`` of the
     result is the perplexity. The model is scored in eval mode and left in the mode it was in.
@@ -175,7 +175,7 @@ def token_nll(model: nn.Module, batches: Iterable[dict[str, Tensor]], device: to
 
 
 def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Tensor]:
-    """Run ``model`` on one raw sentence in eval mode without gradients: (its output, the mask).
+    """Run ``model`` on one raw sentence in eval mode without gradients: (its output, the mask) (chapter 04).
 
     The text is encoded character by character with ``vocab``; texts longer than the model's
     ``config.max_len`` are refused. The model is left in the mode it was in.
@@ -201,7 +201,7 @@ def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Ten
 
 
 def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
-    """Tag each character of ``text``: a list of (character, BIO tag) pairs."""
+    """Tag each character of ``text``: a list of (character, BIO tag) pairs (chapter 03)."""
     output, mask = run_on_text(model, vocab, text)
     return list(zip(text, _decode_predictions(_logits_of(output), mask)[0]))
 

@@ -31,7 +31,7 @@ def show_soft_targets(
     label: int | None = None,
     temperatures: Sequence[float] = tuple(np.geomspace(0.5, 50, 60)),
 ) -> Figure:
-    """The softened distribution of one example at ``temperature``, and its entropy across temperatures.
+    """The softened distribution of one example at ``temperature``, and its entropy across temperatures (chapter 05).
 
     Left: the class probabilities ``softmax(logits / T)``, the arg-max in dark blue and ``label``
     (when given) outlined. Right: the entropy in bits against T, with the current T marked.
@@ -91,7 +91,7 @@ def _loss_mix(
 def show_loss_mix(
     student_logits: Tensor, teacher_logits: Tensor, label: int, temperature: float, alpha: float
 ) -> Figure:
-    """How ``alpha`` mixes the two terms for one example: their values and their gradients per class."""
+    """How ``alpha`` mixes the two terms for one example: their values and their gradients per class (chapter 05)."""
     mix = _loss_mix(student_logits, teacher_logits, label, temperature, alpha)
     classes = np.arange(len(mix["total_grad"]))
     figure, (terms_ax, grad_ax) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [0.6, 1.4]})

@@ -27,7 +27,7 @@ from course_lib.train.tagging import run_on_text
 
 
 def attention_for(model: nn.Module, vocab: CharVocab, text: str) -> list[Tensor]:
-    """Attention weights of ``model`` on ``text``: one (heads, L, L) CPU tensor per layer.
+    """Attention weights of ``model`` on ``text``: one (heads, L, L) CPU tensor per layer (chapter 02).
 
     Row i of a head's matrix is the distribution of query character i over the key characters
     (each row sums to 1). The model runs in eval mode without gradients and is left in the
@@ -68,7 +68,7 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 def show_attention(
     model: nn.Module, vocab: CharVocab, text: str, layer: int, head: int, ax: Axes | None = None
 ) -> Figure:
-    """Heatmap of one head's attention on ``text``: queries down the side, keys along the top.
+    """Heatmap of one head's attention on ``text``: queries down the side, keys along the top (chapter 02).
 
     ``layer`` and ``head`` count from 0. Both axes carry the characters of ``text``; cell
     (i, j) is how much character i attends to character j. Returns the Figure.
@@ -102,7 +102,7 @@ def show_positional_encoding(
     dims: Sequence[int],
     axes: Sequence[Axes] | None = None,
 ) -> Figure:
-    """Three views of the sinusoidal table PE (max_len, d_model).
+    """Three views of the sinusoidal table PE (max_len, d_model) (chapter 03).
 
     Left: the whole table as a heatmap, the chosen ``position`` (row) and ``dims`` (columns)
     marked. Middle: the vector PE[position] over all dimensions. Right: the chosen dimensions
@@ -175,7 +175,7 @@ def softmax_saturation(
     num_keys: int = 16,
     num_samples: int = 512,
 ) -> _SaturationCurve:
-    """Measure how the softmax over q·k scores saturates as d_k grows, with or without 1/sqrt(d_k).
+    """Measure how the softmax over q·k scores saturates as d_k grows, with or without 1/sqrt(d_k) (chapter 02).
 
     For each d_k, ``num_samples`` queries attend to ``num_keys`` keys; q and k have independent
     N(0, 1) entries, so q·k has variance d_k. ``scaled`` divides the scores by sqrt(d_k) as
@@ -216,7 +216,7 @@ def softmax_saturation(
 
 
 def plot_saturation(curves: Sequence[_SaturationCurve], axes: Sequence[Axes] | None = None) -> Figure:
-    """Largest weight, entropy and Jacobian norm against d_k, one line per curve. Returns the Figure."""
+    """Largest weight, entropy and Jacobian norm against d_k, one line per curve. Returns the Figure (chapter 02)."""
     if isinstance(curves, _SaturationCurve) or not curves:
         raise ValueError("curves must be a non-empty list of _SaturationCurve")
     for curve in curves:

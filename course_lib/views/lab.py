@@ -63,7 +63,7 @@ def _plot_learning_curves(
 
 
 class DistillationLab:
-    """Sliders for T and alpha, a Run button, a progress bar and the learning curves.
+    """Sliders for T and alpha, a Run button, a progress bar and the learning curves (chapter 06).
 
     ``teacher`` is a trained MNIST network; ``recipe`` the student's (default
     :func:`_lab_recipe` for ``device``). Building the lab trains the labels-only baseline once.

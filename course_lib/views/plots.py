@@ -56,7 +56,7 @@ def _moving_average(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def plot_learning_curve(history: Any, ax: Axes | None = None, window: int | None = None) -> Axes:
-    """Training loss per step (raw and smoothed) and the dev metric per epoch on a twin y-axis.
+    """Training loss per step (raw and smoothed) and the dev metric per epoch on a twin y-axis (chapter 04).
 
     ``history`` is a :class:`course_lib.train.loop.TrainingHistory` (or anything with
     ``step_losses``, ``epochs`` whose items have a ``dev`` dict, and ``monitor``). The dev
@@ -106,7 +106,7 @@ def plot_loss_curves(
     title: str = "Training loss",
     window: int = 1,
 ) -> Axes:
-    """One line per named loss curve (per-step losses), smoothed over ``window`` steps.
+    """One line per named loss curve (per-step losses), smoothed over ``window`` steps (chapter 04).
 
     A curve that holds a non-finite value (a diverged run) is drawn up to its last finite
     point, which gets an ``x`` marker. Returns the Axes.
@@ -134,7 +134,7 @@ def plot_loss_curves(
 
 
 def plot_lr_schedule(scheduler_values: Sequence[float], ax: Axes | None = None) -> Axes:
-    """The learning rate used at each optimizer step (e.g. a warm-up + decay schedule). Returns the Axes."""
+    """The learning rate used at each optimizer step (e.g. a warm-up + decay schedule). Returns the Axes (chapter 04)."""
     values = _as_float_list(scheduler_values, "scheduler_values")
     ax = _new_axes(ax)
     ax.plot(np.arange(1, len(values) + 1), values, color="tab:green", linewidth=2)

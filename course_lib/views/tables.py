@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def markdown_table(header: list[str], rows: list[tuple]) -> str:
-    """A Markdown table: ``header`` cells, then one line per row, cells turned into text (chapter 00)."""
+    """A Markdown table: ``header`` cells, then one line per row, cells turned into text (chapter 10)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -58,7 +58,7 @@ def _row(name: str, tagged: list[tuple[str, str, float]]) -> str:
 
 
 def side_by_side_html(text: str, taggers: Mapping[str, _Tagger]) -> str:
-    """An HTML table: one row per named ``(model, vocab)``, entities coloured, characters shaded by confidence."""
+    """An HTML table: one row per named ``(model, vocab)``, entities coloured, characters shaded by confidence (chapter 07)."""
     if not taggers:
         raise ValueError("taggers must name at least one (model, vocab) pair, e.g. {'teacher': (model, vocab)}")
     text = text.strip() if isinstance(text, str) else text
@@ -73,7 +73,7 @@ def side_by_side_html(text: str, taggers: Mapping[str, _Tagger]) -> str:
 
 
 def tagging_explorer(taggers: Mapping[str, _Tagger], text: str) -> widgets.VBox:
-    """A text box and the side-by-side tagging of what it holds, redrawn on every change."""
+    """A text box and the side-by-side tagging of what it holds, redrawn on every change (chapter 07)."""
     box = widgets.Text(value=text, description="sentence", layout=widgets.Layout(width="95%"))
     view = widgets.HTML()
 

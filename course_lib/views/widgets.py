@@ -31,7 +31,7 @@ def _figure_of(drawn: Any) -> Figure:
 
 
 def png_output(figure: Figure, dpi: int = 100) -> dict:
-    """A Jupyter ``display_data`` output holding ``figure`` as PNG; the figure is closed."""
+    """A Jupyter ``display_data`` output holding ``figure`` as PNG; the figure is closed (chapter 00)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)
@@ -40,7 +40,7 @@ def png_output(figure: Figure, dpi: int = 100) -> dict:
 
 
 def explorer(draw: Callable[..., Any], **controls: widgets.ValueWidget) -> widgets.VBox:
-    """Controls above a figure that ``draw(**values)`` redraws whenever a control changes."""
+    """Controls above a figure that ``draw(**values)`` redraws whenever a control changes (chapter 00)."""
     if not controls:
         raise ValueError("explorer needs at least one control, e.g. temperature=FloatSlider(...)")
     for name, control in controls.items():

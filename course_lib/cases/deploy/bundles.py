@@ -34,7 +34,7 @@ MNIST_ALPHA = 0.5
 
 @dataclass(frozen=True)
 class BundlePair:
-    """The bundle folders of a task's teacher and student, and the student's training seconds."""
+    """The bundle folders of a task's teacher and student, and the student's training seconds (chapter 08)."""
 
     task: str
     teacher: Path
@@ -58,7 +58,7 @@ def ner_bundles(
     root: Path | None = None,
     progress: bool = True,
 ) -> BundlePair:
-    """Save chapter 07's teacher and its ``layer_kd`` student as bundles; return their folders.
+    """Save chapter 07's teacher and its ``layer_kd`` student as bundles; return their folders (chapter 08).
 
     ``recipes`` maps "teacher" and "layer_kd" to recipes other than the course's (e.g. with
     capped epochs, as ``benchmarks/ner_kd.py`` trains them).
@@ -99,7 +99,7 @@ def mnist_bundles(
     root: Path | None = None,
     progress: bool = True,
 ) -> BundlePair:
-    """Save chapter 06's teacher and a student distilled from it as bundles; return their folders.
+    """Save chapter 06's teacher and a student distilled from it as bundles; return their folders (chapter 08).
 
     ``recipes`` may replace the course recipes of the "teacher" and of the "student" (whose
     default is chapter 06's scratch-student recipe: same transfer set and budget).

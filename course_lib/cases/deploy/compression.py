@@ -36,7 +36,7 @@ from course_lib.serve.predict import DigitPredictor, OnnxRunner, TorchRunner
 
 
 def nonzero_parameters(model: nn.Module) -> int:
-    """How many parameters of ``model`` are not exactly zero."""
+    """How many parameters of ``model`` are not exactly zero (chapter 10)."""
     return int(sum(int(torch.count_nonzero(p)) for p in model.parameters()))
 
 
@@ -63,7 +63,7 @@ def _prune_to_budget(model: MLP, keep: int) -> MLP:
 
 def compression_rows(teacher_bundle: Path, student_bundle: Path, data: MnistData, *, rounds: int = 30,
                      seconds_per_round: float = 0.05) -> list[dict[str, Any]]:
-    """The four rows of Table 1 (teacher, pruned teacher, int8 teacher, distilled student), measured."""
+    """The four rows of Table 1 (teacher, pruned teacher, int8 teacher, distilled student), measured (chapter 10)."""
     teacher = load_bundle(teacher_bundle).model
     student = load_bundle(student_bundle)
     budget = nonzero_parameters(student.model)

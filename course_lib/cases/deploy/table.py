@@ -78,7 +78,7 @@ class _DeployRow:
 
 @dataclass
 class DeployTable:
-    """The four variants of one task, with the speed-ups and losses the chapter discusses."""
+    """The four variants of one task, with the speed-ups and losses the chapter discusses (chapter 08)."""
 
     task: str
     score_name: str
@@ -127,7 +127,7 @@ def _ner_f1(predictor: NerPredictor, sentences: Sequence[Sentence]) -> float:
 
 
 def digit_accuracy(predictor: DigitPredictor, data: MnistData) -> float:
-    """The share of the 10,000 MNIST test digits ``predictor`` classifies correctly."""
+    """The share of the 10,000 MNIST test digits ``predictor`` classifies correctly (chapter 08)."""
     prediction = predictor.predict(data.test_images)
     return float(np.mean(prediction.digits == data.test_labels))
 
@@ -148,7 +148,7 @@ def measure_deployment(
     rounds: int = 30,
     seconds_per_round: float = 0.05,
 ) -> DeployTable:
-    """Measure the four variants of ``pair`` (see the module docstring) on ``test``.
+    """Measure the four variants of ``pair`` (see the module docstring) on ``test`` (chapter 08).
 
     ``test`` is the MSRA test sentences for an NER pair and the MNIST data for an MNIST pair.
     """

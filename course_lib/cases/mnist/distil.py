@@ -61,7 +61,7 @@ def distil_student(
     progress: bool = True,
     desc: str = "distil",
 ) -> Trained:
-    """Train a fresh student as ``recipe`` says on ``teacher``'s soft targets at ``temperature``.
+    """Train a fresh student as ``recipe`` says on ``teacher``'s soft targets at ``temperature`` (chapter 06).
 
     ``alpha`` weighs the hard-label cross-entropy and ``1 - alpha`` the T²-scaled soft term
     (the course convention of chapter 05). The teacher is frozen and kept in eval mode; its
@@ -89,7 +89,7 @@ def distil_student(
 
 def gap_closed(scratch_errors: float, distilled_errors: float, teacher_errors: float, *,
                lower_is_better: bool = True) -> float:
-    """The share of the scratch-student-to-teacher gap that distillation closes.
+    """The share of the scratch-student-to-teacher gap that distillation closes (chapter 06).
 
     (scratch − distilled) / (scratch − teacher): 1 means the distilled student matches the
     teacher, 0 that distillation did nothing, below 0 that it hurt. Hinton et al.: (146 − 74) /
@@ -109,7 +109,7 @@ def gap_closed(scratch_errors: float, distilled_errors: float, teacher_errors: f
 
 @torch.no_grad()
 def errors_by_digit(model: nn.Module, images: Tensor, labels: Tensor) -> list[int]:
-    """Misclassified examples of each true digit 0-9 (a list of ten counts)."""
+    """Misclassified examples of each true digit 0-9 (a list of ten counts) (chapter 06)."""
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"got {images.shape[0]} images and {labels.shape[0]} labels; they must match")
     was_training = model.training
@@ -130,7 +130,7 @@ def _check_digit(digit: object) -> int:
 
 
 def with_bias_shift(model: MLP, digit: int, shift: float) -> MLP:
-    """A copy of ``model`` whose output bias for ``digit`` is raised by ``shift`` (the original is untouched)."""
+    """A copy of ``model`` whose output bias for ``digit`` is raised by ``shift`` (the original is untouched) (chapter 06)."""
     digit = _check_digit(digit)
     shifted = copy.deepcopy(model)
     with torch.no_grad():
@@ -149,7 +149,7 @@ class _BiasChoice:
 def choose_bias_shift(
     model: MLP, images: Tensor, labels: Tensor, digit: int, shifts: Sequence[float]
 ) -> _BiasChoice:
-    """The shift of ``digit``'s output bias that makes the fewest errors on held-out ``images``.
+    """The shift of ``digit``'s output bias that makes the fewest errors on held-out ``images`` (chapter 06).
 
     Pass digits the student was not trained on (e.g. the last 10,000 training digits when the
     transfer set is the first 50,000), never the test set. Ties go to the smallest shift.
@@ -162,7 +162,7 @@ def choose_bias_shift(
 
 
 def held_out_digits(data: MnistData, first: int) -> tuple[Tensor, Tensor]:
-    """Training digits from position ``first`` on: held out when the transfer set is the first ``first``."""
+    """Training digits from position ``first`` on: held out when the transfer set is the first ``first`` (chapter 06)."""
     images, labels = mnist_tensors(data, "train")
     if not 0 < first < len(labels):
         raise ValueError(f"first must be between 1 and {len(labels) - 1}, got {first!r}")
@@ -208,7 +208,7 @@ def compare_students(
     test_curve: bool = False,
     progress: bool = True,
 ) -> _MnistComparison:
-    """Train (or load) the teacher and the scratch students, distil two students, and tabulate all five.
+    """Train (or load) the teacher and the scratch students, distil two students, and tabulate all five (chapter 06).
 
     The teacher and the two scratch students come from the :mod:`course_lib.cases.mnist.models` cache;
     both distilled students use the scratch student's recipe for ``context.mode`` (the jittered
@@ -291,7 +291,7 @@ def size_temperature_sweep(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> _SizeSweep:
-    """Train, for every width, a labels-only student and one distilled student per temperature.
+    """Train, for every width, a labels-only student and one distilled student per temperature (chapter 06).
 
     Every student is ``recipe`` with two hidden layers of ``width`` units; nothing else changes.
     """

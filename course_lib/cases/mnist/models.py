@@ -52,7 +52,7 @@ STUDENT_TRAIN_SIZE = {"fast": 10_000, "full": None}
 
 @dataclass(frozen=True)
 class MnistRecipe(Recipe):
-    """A :class:`~course_lib.train.recipe.Recipe` plus the network, its data and its augmentation (chapter 06).
+    """A :class:`~course_lib.train.recipe.Recipe` plus the network, its data and its augmentation (chapter 05).
 
     ``hidden``, ``input_dropout``, ``dropout`` and ``max_norm`` build the :class:`MLPConfig`;
     ``max_shift`` jitters each training batch by up to that many pixels (0: no jitter);
@@ -118,7 +118,7 @@ def mnist_recipe(role: str, mode: str) -> MnistRecipe:
 
 
 def transfer_set(data: MnistData, recipe: MnistRecipe) -> tuple[Tensor, Tensor]:
-    """The training images and labels ``recipe`` trains on: its ``train_size`` first digits, less ``exclude_digits`` (chapter 06)."""
+    """The training images and labels ``recipe`` trains on: its ``train_size`` first digits, less ``exclude_digits`` (chapter 05)."""
     images, labels = mnist_tensors(data, "train")
     if recipe.train_size is not None:
         if recipe.train_size > len(labels):
@@ -198,7 +198,7 @@ def mnist_model(
     data: MnistData | None = None,
     progress: bool = True,
 ) -> Trained:
-    """Load the cached network of ``role`` for ``context.mode``, or train and cache it first (chapter 06).
+    """Load the cached network of ``role`` for ``context.mode``, or train and cache it first (chapter 05).
 
     ``role`` is one of :data:`MNIST_ROLES`; ``recipe`` replaces the course recipe
     :func:`mnist_recipe` (the model is still cached under ``role``'s name); ``data`` is MNIST when

@@ -77,7 +77,7 @@ def _split_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Senten
 
 
 def timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
-    """Batch 1 (a sentence of median length) and batch 32 (the 32 sentences nearest that length).
+    """Batch 1 (a sentence of median length) and batch 32 (the 32 sentences nearest that length) (chapter 07).
 
     A server that batches requests groups sentences of similar length, so that little of a batch
     is padding; 32 sentences of any lengths would pad every one to the longest and time mostly
@@ -143,7 +143,7 @@ def _measure_row(role: str, trained: Trained, test: Sequence[Sentence], latency:
 
 @dataclass
 class GoalCheck:
-    """One course goal: what it asks, what was measured, and whether it was met."""
+    """One course goal: what it asks, what was measured, and whether it was met (chapter 07)."""
 
     goal: str
     target: float
@@ -214,7 +214,7 @@ def compare_ner(
     latency_rounds: int = 30,
     progress: bool = True,
 ) -> _NerComparison:
-    """Train (or load) the teacher and the students of ``roles``, and measure each on the test split.
+    """Train (or load) the teacher and the students of ``roles``, and measure each on the test split (chapter 07).
 
     ``recipes`` replaces the course recipes of the roles it names (``ner_zoo.ner_recipe``).
     """

@@ -127,7 +127,7 @@ def compare_rnn_transformer(
     latency_rounds: int = 10,
     progress: bool = True,
 ) -> _RnnVsTransformer:
-    """Load (or train) the demo Transformer and the BiLSTM of ``context.mode`` and measure both the same way.
+    """Load (or train) the demo Transformer and the BiLSTM of ``context.mode`` and measure both the same way (chapter 10).
 
     ``recipe`` replaces the demo tagger's course recipe (both models then train with it).
     """

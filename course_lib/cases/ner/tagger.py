@@ -34,7 +34,7 @@ MSRA_DIGEST = MSRA_SOURCE.sha256
 
 @dataclass(frozen=True)
 class TaggerRecipe(DistillRecipe, TransformerShape):
-    """A tagger's shape, data and optimisation, and (for a student) how it learns (chapters 02–07).
+    """A tagger's shape, data and optimisation, and (for a student) how it learns (chapter 02).
 
     ``train_sentences`` counts sentences from the start of the MSRA training split (``None``: all
     of them); dev F1 is always measured on the whole dev split. ``vocab_min_freq`` is how often a
@@ -67,7 +67,7 @@ def training_sentences(corpus: NerCorpus, recipe: TaggerRecipe) -> list[Sentence
 
 
 def tagger_vocab(corpus: NerCorpus, recipe: TaggerRecipe) -> CharVocab:
-    """The character vocabulary of ``recipe``'s training sentences (chapter 04)."""
+    """The character vocabulary of ``recipe``'s training sentences (chapter 02)."""
     return CharVocab.build(training_sentences(corpus, recipe), min_freq=recipe.vocab_min_freq)
 
 
@@ -85,7 +85,7 @@ def fit_tagger(
     progress: bool = True,
     desc: str = "tagger",
 ) -> Trained:
-    """Train ``model`` on ``train_sentences`` with ``recipe``; keep the epoch with the best dev F1 (chapter 04).
+    """Train ``model`` on ``train_sentences`` with ``recipe``; keep the epoch with the best dev F1 (chapter 02).
 
     ``metrics`` holds ``dev_f1`` (the best) and ``dev_curve`` (after each epoch). ``param_groups``
     and ``extra_parameters`` go to the optimiser (:func:`course_lib.train.fit.build_optimizer`).
