@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from course_lib.kd.distiller import Distiller, IntermediateDistiller
 from course_lib.kd.layers import LayerMap
@@ -15,32 +14,9 @@ from course_lib.kd.losses import (
     soft_kl,
 )
 from course_lib.kd.teacher import TeacherLogitCache, model_logits
-from course_lib.nn.transformer import TokenTagger, TransformerConfig
+from course_lib.nn.transformer import TokenTagger
 from course_lib.train.loop import train
-
-
-class Indexed(Dataset):
-    """Examples as dicts that carry their dataset index."""
-
-    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor) -> None:
-        self.inputs, self.labels = inputs, labels
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"inputs": self.inputs[index], "labels": self.labels[index], "index": torch.tensor(index)}
-
-
-def classifier(seed: int, dropout: float = 0.0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 3))
-
-
-def toy_data(n: int = 64) -> Indexed:
-    generator = torch.Generator().manual_seed(7)
-    inputs = torch.randn(n, 6, generator=generator)
-    return Indexed(inputs, (inputs[:, 0] > 0).long() + (inputs[:, 1] > 1).long())
+from tests.kd import NUM_LABELS, classifier, tagger, toy_data
 
 
 def test_distiller_keeps_the_teacher_frozen_and_in_eval_mode():
@@ -105,16 +81,6 @@ def test_tuple_batches_work_like_dicts():
     assert torch.allclose(cached(student, as_tuple), distiller(student, as_dict))
     with pytest.raises(TypeError, match="a batch must be a dict"):
         distiller(student, data.inputs)
-
-
-NUM_LABELS = 7
-
-
-def tagger(layers: int, d_model: int = 32, heads: int = 4, seed: int = 0) -> TokenTagger:
-    torch.manual_seed(seed)
-    config = TransformerConfig(vocab_size=50, d_model=d_model, num_heads=heads, num_layers=layers, d_ff=2 * d_model,
-                               max_len=32, dropout=0.1)
-    return TokenTagger(config, NUM_LABELS)
 
 
 def batch(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -7,16 +7,7 @@ import torch
 
 from course_lib.kd.distiller import IntermediateDistiller
 from course_lib.kd.layers import LayerMap, init_from_teacher
-from course_lib.nn.transformer import TokenTagger, TransformerConfig
-
-NUM_LABELS = 7
-
-
-def tagger(layers: int, d_model: int = 32, heads: int = 4, seed: int = 0) -> TokenTagger:
-    torch.manual_seed(seed)
-    config = TransformerConfig(vocab_size=50, d_model=d_model, num_heads=heads, num_layers=layers, d_ff=2 * d_model,
-                               max_len=32, dropout=0.1)
-    return TokenTagger(config, NUM_LABELS)
+from tests.kd import tagger
 
 
 def test_uniform_maps_follow_tinybert():

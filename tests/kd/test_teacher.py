@@ -4,35 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.teacher import TeacherLogitCache
-
-
-class Indexed(Dataset):
-    """Examples as dicts that carry their dataset index."""
-
-    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor) -> None:
-        self.inputs, self.labels = inputs, labels
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"inputs": self.inputs[index], "labels": self.labels[index], "index": torch.tensor(index)}
-
-
-def classifier(seed: int, dropout: float = 0.0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 3))
-
-
-def toy_data(n: int = 64) -> Indexed:
-    generator = torch.Generator().manual_seed(7)
-    inputs = torch.randn(n, 6, generator=generator)
-    return Indexed(inputs, (inputs[:, 0] > 0).long() + (inputs[:, 1] > 1).long())
+from tests.kd import classifier, toy_data
 
 
 def test_cached_teacher_logits_stay_aligned_under_a_shuffled_loader():
