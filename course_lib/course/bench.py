@@ -40,7 +40,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpu_flags() -> list[str]:
+def cpu_flags() -> list[str]:
     """Which of :data:`CPU_FLAGS_OF_INTEREST` this CPU reports (empty where ``/proc/cpuinfo`` is absent) (chapter 08)."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
@@ -142,7 +142,7 @@ class Benchmark:
             "epochs_cap": getattr(args, "epochs", None),
             "student_epochs_cap": getattr(args, "student_epochs", None),
             "device": device_description(device, self.threads),
-            "cpu_flags": _cpu_flags(),
+            "cpu_flags": cpu_flags(),
             "torch": torch.__version__,
             "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }

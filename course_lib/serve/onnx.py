@@ -141,13 +141,14 @@ def _strip_exporter_metadata(path: Path) -> None:
     onnx.save(proto, str(path))
 
 
-def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str]) -> Path:
+def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str], *, reduce_range: bool = True) -> Path:
     """Write the dynamic int8 quantisation of the ONNX model at ``onnx_path`` to ``out_path`` (chapter 08).
 
     ONNX Runtime's recommended pre-processing runs first (ONNX shape inference and graph
     optimisation; its symbolic shape inference cannot follow the exported attention and is
     skipped), then ``quantize_dynamic`` with signed int8 weights in 7-bit range (see the module
-    docstring: without it, the answers depend on whether the CPU has VNNI) (chapter 08).
+    docstring: without it, the answers depend on whether the CPU has VNNI); ``reduce_range=False``
+    keeps all 8 bits, for comparison (chapter 08).
     """
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if not onnx_path.is_file():
@@ -155,7 +156,7 @@ def quantize_int8(onnx_path: str | PathLike[str], out_path: str | PathLike[str])
     with tempfile.TemporaryDirectory() as scratch, atomic_path(out_path) as temp, _quiet():
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(temp), weight_type=QuantType.QInt8, reduce_range=True)
+        quantize_dynamic(str(prepared), str(temp), weight_type=QuantType.QInt8, reduce_range=reduce_range)
     return out_path
 
 

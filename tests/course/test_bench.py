@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from course_lib.context import REPO_ROOT
-from course_lib.course.bench import Benchmark, _cpu_flags, device_description, epoch_caps_text
+from course_lib.course.bench import Benchmark, cpu_flags, device_description, epoch_caps_text
 
 SEEN = []
 
@@ -74,7 +74,7 @@ def test_run_writes_the_header_the_measurement_and_the_readme_block(tmp_path, mo
 def test_the_device_and_cpu_are_named():
     text = device_description("cpu", 2)
     assert text.startswith("cpu: ") and text.endswith("2 used)")
-    assert set(_cpu_flags()) <= {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"}
+    assert set(cpu_flags()) <= {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"}
 
 
 def test_epoch_caps_text():
