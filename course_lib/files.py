@@ -6,8 +6,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,36 @@ def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
     """Write ``payload`` as indented, key-sorted UTF-8 JSON to ``path`` atomically (chapter 00)."""
     text = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_folder_atomic(folder: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
+    """Build a folder in a temporary sibling with ``fill(staging)``, then swap it in whole for ``folder`` (chapter 08).
+
+    A reader sees the old folder or the new one, never a mix; if ``fill`` or the swap fails, the
+    old folder stays and no temporary folder is left behind.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file; give a folder name")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    retired = None
+    try:
+        fill(staging)
+        os.chmod(staging, 0o755)
+        if folder.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+            os.replace(folder, retired / folder.name)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None and (retired / folder.name).exists() and not folder.exists():
+            os.replace(retired / folder.name, folder)
+        raise
+    finally:
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+    return folder
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

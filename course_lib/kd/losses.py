@@ -18,9 +18,9 @@ The same formula under other names, as each reference writes it:
 source                 weight on hard CE             weight on the soft term
 =====================  ============================  ===========================================
 this course            ``alpha``                     ``1 - alpha``, times ``T**2``
-Keras KD example       ``alpha`` (0.1)               ``1 - alpha`` (0.9); the example's code
-                                                     multiplies by ``T**2`` only in its text, so
-                                                     read it against :func:`kd_loss` with care
+Keras KD example       ``alpha`` (0.1)               ``1 - alpha`` (0.9), times ``T**2`` (its
+                                                     ``KLDivergence`` sums over classes and
+                                                     averages over the batch, as here)
 torchdistill KDLoss    ``alpha``                     ``beta`` (default ``1 - alpha``), times
                                                      ``T**2``; with ``alpha = 0`` or no labels it
                                                      returns the plain KL, without ``T**2``

@@ -23,9 +23,6 @@ the digit labels).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -40,6 +37,7 @@ from torch import nn
 import course_lib
 from course_lib.train.checkpoint import state_dict_mismatches
 from course_lib.data import LABELS, CharVocab
+from course_lib.files import write_folder_atomic
 from course_lib.nn.mlp import MLP, NUM_CLASSES, MLPConfig
 from course_lib.nn.transformer import TokenTagger, TransformerConfig
 
@@ -91,21 +89,9 @@ def _semver_pair(version: str) -> tuple[str, str]:
     return (parts[0], parts[1] if len(parts) > 1 else "0")
 
 
-def save_bundle(
-    folder: str | PathLike[str],
-    model: nn.Module,
-    *,
-    vocab: CharVocab | None = None,
-    labels: Sequence[str] | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``model`` as a bundle folder (weights + ``config.json``) and return the folder (chapter 08).
-
-    A :class:`TokenTagger` needs its ``vocab``; ``labels`` default to the MSRA BIO labels for a
-    tagger and to the ten digits for an MLP. An existing bundle at ``folder`` is replaced as a
-    whole (its ONNX files too, since they belong to the old weights).
-    """
-    task = _task_of(model)
+def _checked_labels(model: nn.Module, task: str, vocab: CharVocab | None, labels: Sequence[str] | None,
+                    metadata: dict[str, Any] | None) -> list[str]:
+    """The label names of a bundle about to be saved, after every argument of :func:`save_bundle` is checked."""
     if labels is None:
         labels = LABELS if task == "ner" else DIGIT_LABELS
     labels = [str(label) for label in labels]
@@ -126,7 +112,25 @@ def save_bundle(
         raise ValueError("an MNIST network reads pixels, not characters: leave vocab out")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+    return labels
 
+
+def save_bundle(
+    folder: str | PathLike[str],
+    model: nn.Module,
+    *,
+    vocab: CharVocab | None = None,
+    labels: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` as a bundle folder (weights + ``config.json``) and return the folder (chapter 08).
+
+    A :class:`TokenTagger` needs its ``vocab``; ``labels`` default to the MSRA BIO labels for a
+    tagger and to the ten digits for an MLP. An existing bundle at ``folder`` is replaced as a
+    whole (its ONNX files too, since they belong to the old weights).
+    """
+    task = _task_of(model)
+    labels = _checked_labels(model, task, vocab, labels, metadata)
     tensors = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in model.state_dict().items()}
     config = {
         "format": BUNDLE_FORMAT,
@@ -145,38 +149,15 @@ def save_bundle(
     except (TypeError, ValueError) as error:
         raise TypeError(f"metadata must be JSON-serialisable (numbers, strings, lists, dicts): {error}") from error
 
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file; a bundle is a folder, give a folder name")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    retired = None
-    try:
+    def fill(staging: Path) -> None:
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
-        os.chmod(staging, 0o755)
-        if folder.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, retired / folder.name)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if retired is not None and (retired / folder.name).exists() and not folder.exists():
-            os.replace(retired / folder.name, folder)
-        raise
-    finally:
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
-    return folder
+
+    return write_folder_atomic(folder, fill)
 
 
-def read_bundle_config(folder: str | PathLike[str]) -> dict[str, Any]:
-    """Read and check a bundle's ``config.json`` (format, version, task, vocabulary, labels) (chapter 08).
-
-    Raises :class:`FileNotFoundError` when the folder or a file is missing and
-    :class:`BundleError` when the JSON is unreadable or inconsistent.
-    """
-    folder = Path(folder)
+def _read_config(folder: Path) -> dict[str, Any]:
+    """The bundle's ``config.json`` if the folder is complete and the JSON was written by this format and version."""
     config_path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -209,6 +190,36 @@ def read_bundle_config(folder: str | PathLike[str]) -> dict[str, Any]:
             f"{folder} was saved by course_lib {saved_version}, this is course_lib {course_lib.__version__}: "
             "models may differ between versions, so load it with the version that saved it or save it again"
         )
+    return config
+
+
+def _check_vocabulary(config: dict[str, Any], config_path: Path) -> None:
+    """A tagger bundle's vocabulary: present, as long as the embedding, starting with ``<pad>``, ``<unk>``."""
+    vocabulary = config.get("vocabulary")
+    if not isinstance(vocabulary, list) or not vocabulary:
+        raise BundleError(
+            f"{config_path} has no vocabulary: a tagger cannot read text without the characters it was "
+            "trained on; save the bundle again with save_bundle(folder, model, vocab=...)"
+        )
+    vocab_size = config["architecture"]["config"].get("vocab_size")
+    if len(vocabulary) != vocab_size:
+        raise BundleError(
+            f"{config_path}: the vocabulary has {len(vocabulary)} tokens but the architecture's "
+            f"vocab_size is {vocab_size}; the two files come from different models"
+        )
+    if vocabulary[:2] != [CharVocab.PAD, CharVocab.UNK] or len(set(vocabulary)) != len(vocabulary):
+        raise BundleError(f"{config_path}: the vocabulary must start with <pad>, <unk> and hold unique tokens")
+
+
+def read_bundle_config(folder: str | PathLike[str]) -> dict[str, Any]:
+    """Read and check a bundle's ``config.json`` (format, version, task, vocabulary, labels) (chapter 08).
+
+    Raises :class:`FileNotFoundError` when the folder or a file is missing and
+    :class:`BundleError` when the JSON is unreadable or inconsistent.
+    """
+    folder = Path(folder)
+    config_path = folder / CONFIG_FILE
+    config = _read_config(folder)
     task = config.get("task")
     if task not in TASKS:
         raise BundleError(f"{config_path} names task {task!r}; known tasks are {sorted(TASKS)}")
@@ -224,20 +235,7 @@ def read_bundle_config(folder: str | PathLike[str]) -> dict[str, Any]:
     if task == "mnist" and len(labels) != NUM_CLASSES:
         raise BundleError(f"{config_path}: an MNIST network has {NUM_CLASSES} outputs, the bundle names {len(labels)} labels")
     if task == "ner":
-        vocabulary = config.get("vocabulary")
-        if not isinstance(vocabulary, list) or not vocabulary:
-            raise BundleError(
-                f"{config_path} has no vocabulary: a tagger cannot read text without the characters it was "
-                "trained on; save the bundle again with save_bundle(folder, model, vocab=...)"
-            )
-        vocab_size = architecture["config"].get("vocab_size")
-        if len(vocabulary) != vocab_size:
-            raise BundleError(
-                f"{config_path}: the vocabulary has {len(vocabulary)} tokens but the architecture's "
-                f"vocab_size is {vocab_size}; the two files come from different models"
-            )
-        if vocabulary[:2] != [CharVocab.PAD, CharVocab.UNK] or len(set(vocabulary)) != len(vocabulary):
-            raise BundleError(f"{config_path}: the vocabulary must start with <pad>, <unk> and hold unique tokens")
+        _check_vocabulary(config, config_path)
     return config
 
 

@@ -42,7 +42,10 @@ def _load(path: Path, key: dict[str, Any], build: Build, device: torch.device) -
     """The cached model at ``path`` if its key is ``key`` and its weights fit ``build``'s model, else None."""
     if not path.is_file():
         return None
-    metadata = read_checkpoint_metadata(path)
+    try:
+        metadata = read_checkpoint_metadata(path)
+    except ValueError:  # not a course checkpoint, or a damaged one: train again and replace it
+        return None
     if metadata.get("key") != key:
         return None
     vocab = CharVocab(metadata["vocab"]) if metadata.get("vocab") is not None else None

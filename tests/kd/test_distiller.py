@@ -147,3 +147,12 @@ def test_a_student_cannot_be_its_own_teacher_and_label_sets_must_match():
         IntermediateDistiller(teacher, tagger(2), LayerMap.uniform(2, 2), temperature=0.0, alpha=0.5)
     with pytest.raises(ValueError, match="hidden_weight must be a number >= 0"):
         IntermediateDistiller(teacher, tagger(2), LayerMap.uniform(2, 2), temperature=1.0, alpha=0.5, hidden_weight=-1)
+
+
+def test_every_weight_the_layer_distiller_trains_is_a_registered_submodule():
+    teacher, student = tagger(4, d_model=64), tagger(2, d_model=32, seed=1)
+    distiller = IntermediateDistiller(teacher, student, LayerMap.uniform(2, 4), temperature=2.0, alpha=0.5)
+    distiller.to(torch.float64)  # what moving to a GPU does to registered weights
+    weights = list(distiller.parameters())
+    assert weights and all(p.dtype == torch.float64 for p in weights)
+    assert all(p.dtype == torch.float32 for p in teacher.parameters()), "the teacher is not the distiller's"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import course_lib
+from course_lib import files
 from course_lib.serve import bundle as deploy
 from course_lib.data import LABELS, CharVocab, Sentence, load_msra
 from course_lib.serve.bundle import BundleError, load_bundle, read_bundle_config, save_bundle
@@ -184,7 +185,7 @@ def test_failure_while_moving_the_new_bundle_in_puts_the_old_one_back(tmp_path, 
             raise OSError("rename failed")
         return real_replace(source, target)
 
-    monkeypatch.setattr(deploy.os, "replace", replace_failing_on_the_new_bundle)
+    monkeypatch.setattr(files.os, "replace", replace_failing_on_the_new_bundle)
     with pytest.raises(OSError, match="rename failed"):
         save_bundle(folder, tagger(vocab, seed=1), vocab=vocab, metadata={"version": 2})
     monkeypatch.undo()

@@ -73,3 +73,10 @@ def test_model_paths_live_in_the_cache(model_cache):
     assert model_path("ner_teacher", "fast") == model_cache / "models" / "ner_teacher_fast.safetensors"
     with pytest.raises(ValueError, match="mode must be one of"):
         model_path("ner_teacher", "slow")
+
+
+def test_a_file_that_is_no_course_checkpoint_is_trained_over(tmp_path):
+    path, counted = tmp_path / "m.safetensors", Counted()
+    path.write_bytes(b"not a checkpoint")
+    trained = load_or_train(path, Recipe(), build=counted.build, train=counted.train)
+    assert trained.trained and counted.trained == 1 and path.stat().st_size > 100

@@ -220,3 +220,24 @@ def test_move_to_device_keeps_the_batch_structure():
     moved = move_to_device(batch, "cpu")
     assert isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list)
     assert moved["pair"][1][1] == "text" and torch.equal(moved["x"], batch["x"])
+
+
+def test_a_loss_with_weights_of_its_own_moves_to_the_device_with_the_model():
+    class WeightedLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1))
+            self.moved_to: list = []
+
+        def _apply(self, fn, recurse=True):
+            self.moved_to.append(fn)
+            return super()._apply(fn, recurse)
+
+        def forward(self, model, batch):
+            return (self.scale * model(batch[0]).pow(2)).mean()
+
+    loss = WeightedLoss()
+    model = nn.Linear(3, 1)
+    train(model, [(torch.ones(2, 3),)], loss_fn=loss, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+          epochs=1, progress=False)
+    assert loss.moved_to, "train() must move the loss module to the device with the model"
