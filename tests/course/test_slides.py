@@ -58,7 +58,7 @@ def deck(tmp_path_factory):
     out = tmp_path_factory.mktemp("deck")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COURSE_OFFLINE", "1")
-        html = slides.build_deck(out)
+        html = slides._build_deck(out)
     return html
 
 

@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import (
+    MSRA_DIGEST,
+    TaggerRecipe,
+    fit_tagger,
+    lazy_msra,
+    tagger_vocab,
+    training_sentences,
+)
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
-from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra
+from course_lib.data import LABELS, CharVocab, NerCorpus
 from course_lib.nn.positional import POSITIONAL_KINDS
 from course_lib.nn.transformer import TokenTagger
 from course_lib.train.cache import load_or_train, model_path
@@ -64,13 +71,7 @@ def demo_tagger(
                          "pass only the recipe")
     if positional is not None and positional not in POSITIONAL_KINDS:
         raise ValueError(f"positional must be one of {POSITIONAL_KINDS}, got {positional!r}")
-    if corpus is not None and not isinstance(corpus, NerCorpus):
-        raise TypeError(f"corpus must be a NerCorpus (from load_msra()) or None, got {type(corpus).__name__}")
-    data = {}
-
-    def msra() -> NerCorpus:
-        data.setdefault("corpus", corpus or load_msra())
-        return data["corpus"]
+    msra = lazy_msra(corpus)
 
     def train(model: TokenTagger, vocab: CharVocab) -> Trained:
         return fit_tagger(model, recipe, training_sentences(msra(), recipe), msra().dev, vocab,

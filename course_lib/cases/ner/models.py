@@ -21,12 +21,20 @@ retrains its students.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
-from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import (
+    MSRA_DIGEST,
+    TaggerRecipe,
+    fit_tagger,
+    lazy_msra,
+    tagger_vocab,
+    training_sentences,
+)
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
-from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra
+from course_lib.data import LABELS, CharVocab, NerCorpus
 from course_lib.kd.cascade import CascadeTagger
 from course_lib.kd.methods import setup_method
 from course_lib.nn.transformer import TokenTagger
@@ -75,34 +83,18 @@ def capped_recipes(mode: str, epochs_cap: int | None, student_epochs_cap: int | 
     return cap_epochs({role: ner_recipe(role, mode) for role in NER_ROLES}, epochs_cap, student_epochs_cap)
 
 
-def _check_inputs(recipe: object, corpus: object) -> None:
+def _check_recipe(recipe: object) -> None:
     if recipe is not None and not isinstance(recipe, TaggerRecipe):
         raise TypeError(f"recipe must be a TaggerRecipe or None, got {type(recipe).__name__}")
-    if corpus is not None and not isinstance(corpus, NerCorpus):
-        raise TypeError(f"corpus must be a NerCorpus (from load_msra()) or None, got {type(corpus).__name__}")
 
 
 def _build(recipe: TaggerRecipe, vocab: CharVocab, teacher: nn.Module | None = None) -> nn.Module:
     """A freshly initialised, seeded model for ``recipe`` (a cascade is built on its teacher)."""
-    import torch
-
     torch.manual_seed(recipe.seed)
     if recipe.method == "cascade":
         return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads, num_layers=recipe.num_layers,
                              d_ff=recipe.d_ff, dropout=recipe.dropout)
     return TokenTagger(recipe.model_config(len(vocab)), num_labels=len(LABELS))
-
-
-class _Corpus:
-    """The MSRA corpus, loaded the first time a model must be trained."""
-
-    def __init__(self, corpus: NerCorpus | None) -> None:
-        self._corpus = corpus
-
-    def __call__(self) -> NerCorpus:
-        if self._corpus is None:
-            self._corpus = load_msra()
-        return self._corpus
 
 
 def ner_teacher(
@@ -114,11 +106,11 @@ def ner_teacher(
 ) -> Trained:
     """Load the cached chapter-07 teacher for ``context.mode``, or train and cache it (chapter 07)."""
     mode, device = context_mode_and_device(context)
-    _check_inputs(recipe, corpus)
+    _check_recipe(recipe)
     recipe = recipe or ner_recipe("teacher", mode)
     if recipe.method != "labels":
         raise ValueError(f"the teacher learns from the labels: recipe.method must be 'labels', got {recipe.method!r}")
-    msra = _Corpus(corpus)
+    msra = lazy_msra(corpus)
 
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         return fit_tagger(model, recipe, training_sentences(msra(), recipe), msra().dev, vocab, device=device,
@@ -149,13 +141,13 @@ def ner_student(
         raise TypeError("teacher must be the Trained teacher returned by ner_teacher()")
     if not teacher.path.is_file():
         raise FileNotFoundError(f"the teacher's checkpoint {teacher.path} is gone; call ner_teacher() again")
-    _check_inputs(recipe, corpus)
+    _check_recipe(recipe)
     recipe = recipe or ner_recipe(role, mode)
     if recipe.train_sentences != teacher.recipe.train_sentences:
         raise ValueError(f"the student must train on the teacher's sentences: train_sentences={recipe.train_sentences} "
                          f"but the teacher used {teacher.recipe.train_sentences}")
     teacher_model = teacher.model.to(device).eval()
-    msra = _Corpus(corpus)
+    msra = lazy_msra(corpus)
 
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         setup = setup_method(recipe, student=model, teacher=teacher_model, task_loss=tagger_loss)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from course_lib.cases.ner.demo import demo_tagger
-from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, training_sentences
+from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, lazy_msra, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra, ner_loader
 from course_lib.files import sha256_text
@@ -63,9 +63,10 @@ def _bilstm_tagger(
         torch.manual_seed(recipe.seed)
         return BiLSTMTagger(config, num_labels=len(LABELS))
 
+    msra = lazy_msra(corpus)
+
     def train(model: BiLSTMTagger, _: CharVocab) -> Trained:
-        msra = corpus or load_msra()
-        return fit_tagger(model, recipe, training_sentences(msra, recipe), msra.dev, vocab, device=device,
+        return fit_tagger(model, recipe, training_sentences(msra(), recipe), msra().dev, vocab, device=device,
                           progress=progress, desc="BiLSTM")
 
     return load_or_train(model_path("bilstm_tagger", mode), recipe, build=build, train=train, vocab=lambda: vocab,

@@ -11,7 +11,8 @@ their teacher does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from course_lib import checks
-from course_lib.data import CharVocab, NerCorpus, Sentence, bucketed_ner_loader, ner_loader
+from course_lib.data import CharVocab, NerCorpus, Sentence, bucketed_ner_loader, load_msra, ner_loader
 from course_lib.data.msra import MSRA_SOURCE
 from course_lib.kd.methods import DistillRecipe
 from course_lib.nn.positional import POSITIONAL_KINDS
@@ -64,6 +65,16 @@ def training_sentences(corpus: NerCorpus, recipe: TaggerRecipe) -> list[Sentence
         raise ValueError(f"recipe.train_sentences={recipe.train_sentences} exceeds the {len(corpus.train):,} training "
                          "sentences; use a smaller number or None for all of them")
     return list(corpus.train[: recipe.train_sentences])
+
+
+def lazy_msra(corpus: NerCorpus | None) -> Callable[[], NerCorpus]:
+    """A function that returns ``corpus``, or loads MSRA the first time it is called (chapter 02).
+
+    A model found in the cache needs no corpus, so it is loaded only when a model must be trained.
+    """
+    if corpus is not None and not isinstance(corpus, NerCorpus):
+        raise TypeError(f"corpus must be a NerCorpus (from load_msra()) or None, got {type(corpus).__name__}")
+    return functools.cache(lambda: corpus or load_msra())
 
 
 def tagger_vocab(corpus: NerCorpus, recipe: TaggerRecipe) -> CharVocab:
