@@ -38,7 +38,7 @@ def _cache_key(recipe: Recipe, depends_on: Mapping[str, Path | str]) -> dict[str
     return {"recipe": recipe.fingerprint(), "depends_on": digests}
 
 
-def _load(path: Path, key: dict[str, Any], build: Build, device: torch.device) -> Trained | None:
+def _load(path: Path, recipe: Recipe, key: dict[str, Any], build: Build, device: torch.device) -> Trained | None:
     """The cached model at ``path`` if its key is ``key`` and its weights fit ``build``'s model, else None."""
     if not path.is_file():
         return None
@@ -54,7 +54,7 @@ def _load(path: Path, key: dict[str, Any], build: Build, device: torch.device) -
         load_checkpoint(path, model)
     except (TypeError, ValueError):
         return None
-    return Trained(model=model.to(device).eval(), recipe=None, metrics=metadata["metrics"],  # type: ignore[arg-type]
+    return Trained(model=model.to(device).eval(), recipe=recipe, metrics=metadata["metrics"],
                    seconds=float(metadata["seconds"]), trained=False, path=path, vocab=vocab)
 
 
@@ -77,9 +77,8 @@ def load_or_train(
     """
     device = torch.device(device)
     key = _cache_key(recipe, depends_on or {})
-    cached = _load(path, key, build, device)
+    cached = _load(path, recipe, key, build, device)
     if cached is not None:
-        cached.recipe = recipe
         return cached
     words = vocab() if vocab is not None else None
     model = build(words)

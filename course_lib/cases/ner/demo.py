@@ -15,14 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.cases.ner.tagger import (
-    MSRA_DIGEST,
-    TaggerRecipe,
-    fit_tagger,
-    lazy_msra,
-    tagger_vocab,
-    training_sentences,
-)
+from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LABELS, CharVocab, NerCorpus
 from course_lib.nn.positional import POSITIONAL_KINDS

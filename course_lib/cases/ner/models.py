@@ -25,14 +25,7 @@ import torch
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
-from course_lib.cases.ner.tagger import (
-    MSRA_DIGEST,
-    TaggerRecipe,
-    fit_tagger,
-    lazy_msra,
-    tagger_vocab,
-    training_sentences,
-)
+from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LABELS, CharVocab, NerCorpus
 from course_lib.kd.cascade import CascadeTagger
