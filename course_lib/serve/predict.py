@@ -8,7 +8,8 @@ Dynamic int8 quantisation chooses the scale of each activation tensor per call, 
 batch (padding included), so an int8 answer can change slightly with the texts it is batched
 with; the float backends give the same answer alone or in a batch, up to rounding.
 
-**Text** (:class:`NerPredictor`). A string is tagged character by character; entities come back
+**Text** (:class:`NerPredictor`). A string is tagged character by character (Viterbi-decoded, so
+every ``I-X`` continues an ``X`` entity); entities come back
 as :class:`Entity` spans with character offsets into the string given, the type and a score
 (the mean probability of the predicted tags over the span). Defined behaviour:
 
@@ -51,8 +52,9 @@ from torch import nn
 
 from course_lib import checks
 from course_lib.data import CharVocab, cache_dir, extract_entities
-from course_lib.serve.bundle import INT8_FILE, ONNX_FILE, Bundle, load_bundle
 from course_lib.nn.mlp import IN_FEATURES
+from course_lib.serve.bundle import INT8_FILE, ONNX_FILE, Bundle, load_bundle
+from course_lib.train.decoding import viterbi_decode
 from course_lib.train.fit import cpu_threads
 
 BACKENDS = ("torch", "onnx", "int8")
@@ -204,7 +206,7 @@ class NerPredictor:
         (probs,) = self.probabilities([self._check_text(text)])
         if not text.strip():
             return [(char, "O") for char in text]
-        return list(zip(text, (self.labels[i] for i in probs.argmax(axis=1))))
+        return list(zip(text, (self.labels[i] for i in self._best_tags(probs))))
 
     def predict(self, text: str) -> list[Entity]:
         """The entities of one text, in order of position."""
@@ -218,7 +220,7 @@ class NerPredictor:
             if not text.strip():
                 results.append([])
                 continue
-            best = probs.argmax(axis=1)
+            best = self._best_tags(probs)
             tags = [self.labels[i] for i in best]
             chosen = probs[np.arange(len(text)), best]
             results.append([
@@ -226,6 +228,12 @@ class NerPredictor:
                 for span, kind, start, end in extract_entities(list(text), tags)
             ])
         return results
+
+    def _best_tags(self, probs: np.ndarray) -> np.ndarray:
+        """The valid BIO tag ids of highest probability for one text's (length, num_labels) ``probs`` (Viterbi)."""
+        log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-30))).unsqueeze(0)
+        mask = torch.ones(log_probs.shape[:2], dtype=torch.bool)
+        return np.asarray(viterbi_decode(log_probs, mask, self.labels)[0])
 
     @staticmethod
     def _check_text(text: object) -> str:

@@ -1,6 +1,6 @@
 """Training and scoring a model that predicts one label per token: taggers and language models (chapter 04).
 
-Token-level loss that ignores padding, decoding of logits into BIO tags, entity-level
+Token-level loss that ignores padding, decoding of logits into valid BIO tags, entity-level
 evaluation with seqeval, the log-likelihood of a language model's next tokens, and helpers to
 tag a raw sentence.
 
@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from seqeval.metrics import classification_report
 from torch import Tensor, nn
 
-from course_lib.data import ID2LABEL, IGNORE_INDEX, CharVocab
+from course_lib.data import ID2LABEL, IGNORE_INDEX, LABELS, CharVocab
+from course_lib.train.decoding import DECODERS, decode_tags
 from course_lib.train.loop import move_to_device
+
 
 def token_classification_loss(
     logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX
@@ -70,42 +72,27 @@ def tagger_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     return token_classification_loss(_logits_of(output), batch["labels"])
 
 
-def _decode_predictions(logits: Tensor, mask: Tensor) -> list[list[str]]:
-    """Most likely tag per real token: one list of label strings per sentence, padding dropped."""
-    if logits.dim() != 3 or mask.shape != logits.shape[:2]:
-        raise ValueError(
-            f"expected logits (batch, length, num_labels) and mask (batch, length), got "
-            f"{tuple(logits.shape)} and {tuple(mask.shape)}"
-        )
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor (True on real tokens), got {mask.dtype}")
-    predicted = logits.argmax(dim=-1).cpu()
-    mask = mask.cpu()
-    return [
-        [ID2LABEL[int(index)] for index in row[keep]] for row, keep in zip(predicted, mask)
-    ]
-
-
 def _model_device(model: nn.Module) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _predict_tags(
-    model: nn.Module, loader: Iterable[dict[str, Tensor]]
-) -> tuple[list[list[str]], list[list[str]]]:
-    """Gold and predicted tag sequences for every sentence of ``loader`` (eval mode, no gradients)."""
+    model: nn.Module, loader: Iterable[dict[str, Tensor]], decoders: Sequence[str] = ("viterbi",)
+) -> tuple[list[list[str]], dict[str, list[list[str]]]]:
+    """Gold tag sequences and, per decoder, predicted ones for every sentence of ``loader`` (eval mode, no gradients)."""
     device = _model_device(model)
     was_training = model.training
     model.eval()
     gold: list[list[str]] = []
-    predicted: list[list[str]] = []
+    predicted: dict[str, list[list[str]]] = {decoder: [] for decoder in decoders}
     try:
         with torch.no_grad():
             for batch in loader:
                 batch = move_to_device(batch, device)
-                output = model(batch["input_ids"], mask=batch["mask"])
-                predicted.extend(_decode_predictions(_logits_of(output), batch["mask"]))
+                logits = _logits_of(model(batch["input_ids"], mask=batch["mask"]))
+                for decoder in decoders:
+                    predicted[decoder].extend(decode_tags(logits, batch["mask"], LABELS, decoder))
                 for row, keep in zip(batch["labels"].cpu(), batch["mask"].cpu()):
                     gold.append([ID2LABEL[int(index)] for index in row[keep]])
     finally:
@@ -136,18 +123,23 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
 def evaluate_tagger(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> dict[str, float]:
     """Entity-level micro ``precision``/``recall``/``f1`` (seqeval, conlleval mode) and ``token_accuracy`` (chapter 04).
 
-    Usable as ``evaluate_fn`` for ``train`` (with ``monitor="f1"``).
+    The tags are Viterbi-decoded under the BIO constraint (:mod:`course_lib.train.decoding`);
+    ``f1_argmax`` is the F1 of plain per-token argmax, for comparison. Usable as ``evaluate_fn``
+    for ``train`` (with ``monitor="f1"``).
     """
-    gold, predicted = _predict_tags(model, loader)
-    correct = sum(g == p for gold_row, pred_row in zip(gold, predicted) for g, p in zip(gold_row, pred_row))
-    overall = entity_scores(gold, predicted)["micro avg"]
+    gold, predicted = _predict_tags(model, loader, DECODERS)
+    viterbi = predicted["viterbi"]
+    correct = sum(g == p for gold_row, pred_row in zip(gold, viterbi) for g, p in zip(gold_row, pred_row))
+    overall = entity_scores(gold, viterbi)["micro avg"]
     return {"precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
+            "f1_argmax": entity_scores(gold, predicted["argmax"])["micro avg"]["f1"],
             "token_accuracy": correct / sum(len(row) for row in gold)}
 
 
 def per_type_report(model: nn.Module, loader: Iterable[dict[str, Tensor]]) -> dict[str, dict[str, float]]:
-    """:func:`entity_scores` of ``model`` on the sentences of ``loader`` (chapter 04)."""
-    return entity_scores(*_predict_tags(model, loader))
+    """:func:`entity_scores` of ``model`` (Viterbi-decoded tags) on the sentences of ``loader`` (chapter 04)."""
+    gold, predicted = _predict_tags(model, loader)
+    return entity_scores(gold, predicted["viterbi"])
 
 
 @torch.no_grad()
@@ -203,6 +195,6 @@ def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Ten
 def tag_sentence(model: nn.Module, text: str, vocab: CharVocab) -> list[tuple[str, str]]:
     """Tag each character of ``text``: a list of (character, BIO tag) pairs (chapter 03)."""
     output, mask = run_on_text(model, vocab, text)
-    return list(zip(text, _decode_predictions(_logits_of(output), mask)[0]))
+    return list(zip(text, decode_tags(_logits_of(output), mask, LABELS)[0]))
 
 

@@ -18,8 +18,8 @@ from course_lib.data import (
 )
 from course_lib.data.msra import extract_entities
 from course_lib.nn.transformer import ModelOutput, TokenTagger, TransformerConfig
+from course_lib.train.decoding import decode_tags
 from course_lib.train.tagging import (
-    _decode_predictions,
     evaluate_tagger,
     per_type_report,
     run_on_text,
@@ -103,7 +103,7 @@ def test_tagger_loss_uses_the_model_logits():
 def test_decode_trims_to_the_real_length():
     batch = scripted_batches(GOLD, PREDICTED)[0]
     logits = ScriptedTagger()(batch["input_ids"]).logits
-    decoded = _decode_predictions(logits, batch["mask"])
+    decoded = decode_tags(logits, batch["mask"], LABELS)
     assert decoded == PREDICTED
     assert [len(row) for row in decoded] == batch["lengths"].tolist()
 
@@ -117,6 +117,7 @@ def test_evaluate_tagger_gives_the_seqeval_scores():
     assert metrics["f1"] == pytest.approx(2 * (3 / 5) * (3 / 4) / (3 / 5 + 3 / 4))
     assert metrics["f1"] == pytest.approx(f1_score(GOLD, PREDICTED))
     assert metrics["token_accuracy"] == pytest.approx(11 / 13)
+    assert metrics["f1_argmax"] == metrics["f1"]  # every scripted sequence is valid BIO: both decoders agree
 
 
 def test_per_type_report_matches_seqeval():
@@ -144,7 +145,7 @@ def test_evaluate_tagger_restores_train_mode_and_works_with_a_real_tagger():
                                d_ff=32, max_len=8)
     model = TokenTagger(config, num_labels=len(LABELS)).train()
     metrics = evaluate_tagger(model, ner_loader(sentences, vocab, batch_size=2, shuffle=False))
-    assert set(metrics) == {"precision", "recall", "f1", "token_accuracy"}
+    assert set(metrics) == {"precision", "recall", "f1", "f1_argmax", "token_accuracy"}
     assert model.training
 
     tagged = tag_sentence(model, "王小明在北京", vocab)

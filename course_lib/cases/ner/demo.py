@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import TAGGER_KEY, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LABELS, CharVocab, NerCorpus
 from course_lib.nn.positional import POSITIONAL_KINDS
@@ -73,4 +73,4 @@ def demo_tagger(
 
     return load_or_train(model_path(f"demo_tagger_{recipe.positional}", mode), recipe,
                          build=lambda vocab: _build(recipe, vocab), train=train,
-                         vocab=lambda: tagger_vocab(msra(), recipe), depends_on={"msra": MSRA_DIGEST}, device=device)
+                         vocab=lambda: tagger_vocab(msra(), recipe), depends_on=TAGGER_KEY, device=device)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
-from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import TAGGER_KEY, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LABELS, CharVocab, NerCorpus
 from course_lib.kd.cascade import CascadeTagger
@@ -110,7 +110,7 @@ def ner_teacher(
                           progress=progress, desc="teacher")
 
     return load_or_train(model_path("ner_teacher", mode), recipe, build=lambda vocab: _build(recipe, vocab),
-                         train=train, vocab=lambda: tagger_vocab(msra(), recipe), depends_on={"msra": MSRA_DIGEST},
+                         train=train, vocab=lambda: tagger_vocab(msra(), recipe), depends_on=TAGGER_KEY,
                          device=device)
 
 
@@ -153,5 +153,5 @@ def ner_student(
 
     return load_or_train(model_path(f"ner_{role}", mode), recipe,
                          build=lambda vocab: _build(recipe, vocab, teacher_model), train=train,
-                         vocab=lambda: teacher.vocab, depends_on={"teacher": teacher.path, "msra": MSRA_DIGEST},
+                         vocab=lambda: teacher.vocab, depends_on={**TAGGER_KEY, "teacher": teacher.path},
                          device=device)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from course_lib.cases.ner.demo import demo_tagger
-from course_lib.cases.ner.tagger import MSRA_DIGEST, TaggerRecipe, fit_tagger, lazy_msra, training_sentences
+from course_lib.cases.ner.tagger import TAGGER_KEY, TaggerRecipe, fit_tagger, lazy_msra, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra, ner_loader
 from course_lib.files import sha256_text
@@ -70,7 +70,7 @@ def _bilstm_tagger(
                           progress=progress, desc="BiLSTM")
 
     return load_or_train(model_path("bilstm_tagger", mode), recipe, build=build, train=train, vocab=lambda: vocab,
-                         depends_on={"msra": MSRA_DIGEST, "vocab": sha256_text("\n".join(vocab.tokens())),
+                         depends_on={**TAGGER_KEY, "vocab": sha256_text("\n".join(vocab.tokens())),
                                      "shape": sha256_text(repr(config))}, device=device)
 
 

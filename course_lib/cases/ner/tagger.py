@@ -29,8 +29,9 @@ from course_lib.train.fit import Trained, fit
 from course_lib.train.loop import LossFn
 from course_lib.train.tagging import evaluate_tagger, tagger_loss
 
-MSRA_DIGEST = MSRA_SOURCE.sha256
-"""What a cached tagger's data is keyed by: the sha256 of the MSRA file it was trained on."""
+TAGGER_KEY = {"msra": MSRA_SOURCE.sha256, "dev_scoring": "seqeval conlleval mode, Viterbi BIO decoding"}
+"""What a cached tagger is keyed by besides its recipe: the sha256 of the MSRA file it was trained on, and
+how its dev F1 — which picks the epoch kept — is scored."""
 
 
 @dataclass(frozen=True)
