@@ -205,7 +205,11 @@ class CharVocab:
 
 
 class NerDataset(Dataset):
-    """Sentences encoded as (character ids, label ids) pairs for a token tagger (chapter 00)."""
+    """Sentences encoded as (character ids, label ids, index) for a token tagger (chapter 00).
+
+    The index is the sentence's position in the dataset: batches carry it, so a cache of the
+    teacher's outputs can find each sentence's row whatever order the batches come in.
+    """
 
     def __init__(self, sentences: Sequence[Sentence], vocab: CharVocab, max_len: int | None = None) -> None:
         if max_len is not None:
@@ -221,24 +225,31 @@ class NerDataset(Dataset):
     def __len__(self) -> int:
         return len(self.sentences)
 
-    def __getitem__(self, index: int) -> tuple[list[int], list[int]]:
+    def __getitem__(self, index: int) -> tuple[list[int], list[int], int]:
         sentence = self.sentences[index]
-        return self.vocab.encode(sentence.chars), [LABEL2ID[tag] for tag in sentence.tags]
+        return self.vocab.encode(sentence.chars), [LABEL2ID[tag] for tag in sentence.tags], index
 
 
-def collate_ner(batch: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-    """Pad a batch: ``input_ids`` (pad 0), ``labels`` (pad -100), ``mask`` (True on real tokens), ``lengths`` (chapter 00)."""
+def collate_ner(batch: Sequence[tuple[list[int], list[int]] | tuple[list[int], list[int], int]]) -> dict[str, torch.Tensor]:
+    """Pad a batch: ``input_ids`` (pad 0), ``labels`` (pad -100), ``mask`` (True on real tokens), ``lengths`` (chapter 00).
+
+    Items are ``(ids, label ids)`` or, from a :class:`NerDataset`, ``(ids, label ids, index)``;
+    with indices the batch also carries ``index``, each sentence's dataset index.
+    """
     if not batch:
         raise ValueError("cannot collate an empty batch")
-    lengths = torch.tensor([len(ids) for ids, _ in batch], dtype=torch.long)
+    lengths = torch.tensor([len(item[0]) for item in batch], dtype=torch.long)
     width = int(lengths.max())
     input_ids = torch.zeros(len(batch), width, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-    for row, (ids, tags) in enumerate(batch):
+    for row, (ids, tags, *_) in enumerate(batch):
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         labels[row, : len(tags)] = torch.tensor(tags, dtype=torch.long)
     mask = torch.arange(width)[None, :] < lengths[:, None]
-    return {"input_ids": input_ids, "labels": labels, "mask": mask, "lengths": lengths}
+    collated = {"input_ids": input_ids, "labels": labels, "mask": mask, "lengths": lengths}
+    if all(len(item) == 3 for item in batch):
+        collated["index"] = torch.tensor([item[2] for item in batch], dtype=torch.long)
+    return collated
 
 
 def ner_loader(

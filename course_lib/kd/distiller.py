@@ -56,7 +56,8 @@ class Distiller:
         if self.cache is not None:
             if "index" not in batch:
                 raise KeyError("a TeacherLogitCache needs batch['index'], the dataset index of every example")
-            return self.cache.lookup(batch["index"]).to(device)
+            width = batch["input_ids"].shape[1] if "input_ids" in batch else None
+            return self.cache.lookup(batch["index"], width).to(device)
         self.teacher.eval()
         with torch.no_grad():
             return self.forward(self.teacher, batch)

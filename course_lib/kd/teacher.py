@@ -8,10 +8,15 @@ example's dataset index — never by batch position, so a shuffled loader still 
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from course_lib.files import atomic_path
 
 Batch = Mapping[str, Tensor] | Sequence[Tensor]
 
@@ -51,7 +56,9 @@ class TeacherLogitCache:
     """The teacher's logits for every example of a dataset, looked up by dataset index (chapter 05).
 
     Keyed by the index each batch carries (``batch["index"]``), never by batch position, so a
-    shuffled loader gets the right row for every example. Valid only while every example looks
+    shuffled loader gets the right row for every example. On disk (:meth:`save`, :meth:`load`)
+    it is keyed by what made it — the teacher's file and the data — so every student of one
+    teacher reuses the logits computed once per data split. Valid only while every example looks
     the same each epoch: with random augmentation the teacher must see the augmented input.
     """
 
@@ -86,13 +93,44 @@ class TeacherLogitCache:
             raise ValueError("batches is empty: there is nothing to cache")
         if sorted(rows) != list(range(len(rows))):
             raise ValueError(f"the batches must cover dataset indices 0..{len(rows) - 1} exactly once each")
-        return cls(torch.stack([rows[i] for i in range(len(rows))]))
+        ordered = [rows[i] for i in range(len(rows))]
+        if ordered[0].dim() == 2:  # token logits (length, classes): sentences differ in length
+            ordered = list(torch.nn.utils.rnn.pad_sequence(ordered, batch_first=True))
+        return cls(torch.stack(ordered))
 
-    def lookup(self, index: Tensor) -> Tensor:
-        """The cached logits of the examples ``index`` (a 1-D tensor of dataset indices)."""
+    def lookup(self, index: Tensor, width: int | None = None) -> Tensor:
+        """The cached logits of the examples ``index`` (a 1-D tensor of dataset indices).
+
+        Token logits are stored padded to the longest example; ``width`` cuts them to a batch's
+        padded length. Positions past an example's own length hold zeros: losses leave them out
+        through the batch's mask.
+        """
         index = torch.as_tensor(index, dtype=torch.long).cpu()
         if index.dim() != 1:
             raise ValueError(f"index must be 1-D (one dataset index per example), got shape {tuple(index.shape)}")
         if index.numel() and (index.min() < 0 or index.max() >= len(self)):
             raise IndexError(f"dataset index out of range: the cache holds {len(self)} examples, got {index.tolist()}")
-        return self.logits[index]
+        logits = self.logits[index]
+        if width is None:
+            return logits
+        if logits.dim() != 3 or width > logits.shape[1]:
+            raise ValueError(f"width={width} needs token logits at least that long; the cache holds shape "
+                             f"{tuple(self.logits.shape)}")
+        return logits[:, :width]
+
+    def save(self, path: str | PathLike[str], key: Mapping[str, str]) -> Path:
+        """Write the logits and the ``key`` they belong to (e.g. teacher and data sha256) to ``path`` atomically."""
+        with atomic_path(path) as temp:
+            torch.save({"key": dict(key), "logits": self.logits}, temp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | PathLike[str], key: Mapping[str, str]) -> TeacherLogitCache | None:
+        """The cache saved at ``path`` for exactly ``key``; None when there is none, it is unreadable or its key differs."""
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+            return None
+        if not isinstance(saved, dict) or saved.get("key") != dict(key):
+            return None
+        return cls(saved["logits"])

@@ -66,12 +66,16 @@ def test_vocab_and_collate(tmp_path):
     vocab = CharVocab.build(sentences)
     assert vocab.id_to_token(0) == "<pad>" and vocab.id_to_token(2) == "好"
     assert vocab.encode(["好", "龍"]) == [2, vocab.unk_id]
+    batch = collate_ner([NerDataset(sentences, vocab)[i] for i in (2, 0, 1)])
+    assert batch["index"].tolist() == [2, 0, 1], "each sentence keeps its dataset index"
     batch = collate_ner([NerDataset(sentences, vocab)[i] for i in range(3)])
     assert batch["input_ids"].shape == (3, 4)
     assert batch["lengths"].tolist() == [3, 4, 1]
     assert batch["mask"].tolist()[2] == [True, False, False, False]
     assert batch["labels"][0, 3].item() == IGNORE_INDEX and batch["input_ids"][0, 3].item() == 0
     assert batch["labels"][1, 0].item() == LABEL2ID["B-PER"]
+    without_index = collate_ner([item[:2] for item in (NerDataset(sentences, vocab)[i] for i in range(3))])
+    assert "index" not in without_index and torch.equal(without_index["input_ids"], batch["input_ids"])
 
 
 def test_dataset_rejects_too_long_sentences(tmp_path):

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from course_lib.data import CharVocab, Sentence, bucketed_ner_loader, ner_loader
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.teacher import TeacherLogitCache
-from tests.kd import classifier, toy_data
+from tests.kd import classifier, tagger, toy_data
 
 
 def test_cached_teacher_logits_stay_aligned_under_a_shuffled_loader():
@@ -24,3 +25,43 @@ def test_cached_teacher_logits_stay_aligned_under_a_shuffled_loader():
         cache.lookup(torch.tensor([64]))
     with pytest.raises(ValueError, match="exactly once"):
         TeacherLogitCache.build(teacher, [{"inputs": data.inputs[:4], "index": torch.tensor([0, 1, 2, 5])}])
+
+
+def _sentences(count: int = 23) -> tuple[list, CharVocab]:
+    generator = torch.Generator().manual_seed(0)
+    sentences = []
+    for i in range(count):
+        length = int(torch.randint(1, 12, (1,), generator=generator))
+        sentences.append(Sentence(chars=[chr(0x4E00 + (i * 7 + j) % 30) for j in range(length)], tags=["O"] * length))
+    return sentences, CharVocab.build(sentences)
+
+
+def test_token_logits_of_sentences_of_any_length_come_back_for_a_shuffled_bucketed_loader():
+    sentences, vocab = _sentences()
+    teacher = tagger(2).eval()
+    cache = TeacherLogitCache.build(teacher, ner_loader(sentences, vocab, batch_size=5, shuffle=False))
+    assert cache.logits.shape[:2] == (len(sentences), max(len(s) for s in sentences))
+    distiller = Distiller(teacher, temperature=2, alpha=0.3, cache=cache)
+    uncached = Distiller(teacher, temperature=2, alpha=0.3)
+    student = tagger(1, seed=1).eval()  # no dropout: the two losses must see the same student
+    for batch in bucketed_ner_loader(sentences, vocab, batch_size=4, seed=2):
+        with torch.no_grad():
+            expected = teacher(batch["input_ids"], mask=batch["mask"]).logits
+        looked_up = distiller.teacher_logits(batch, torch.device("cpu"))
+        assert looked_up.shape == expected.shape
+        assert torch.allclose(looked_up[batch["mask"]], expected[batch["mask"]], atol=1e-5)
+        assert torch.allclose(distiller(student, batch), uncached(student, batch), atol=1e-5)
+    with pytest.raises(ValueError, match="width=99"):
+        cache.lookup(torch.tensor([0]), width=99)
+
+
+def test_a_saved_cache_is_found_again_only_under_its_own_key(tmp_path):
+    teacher, data = classifier(0), toy_data()
+    cache = TeacherLogitCache.build(teacher, DataLoader(data, batch_size=10))
+    path = cache.save(tmp_path / "logits.pt", {"teacher": "abc", "data": "def"})
+    again = TeacherLogitCache.load(path, {"teacher": "abc", "data": "def"})
+    assert again is not None and torch.equal(again.logits, cache.logits)
+    assert TeacherLogitCache.load(path, {"teacher": "abd", "data": "def"}) is None, "another teacher's logits"
+    assert TeacherLogitCache.load(tmp_path / "missing.pt", {"teacher": "abc"}) is None
+    (tmp_path / "broken.pt").write_bytes(b"not a tensor file")
+    assert TeacherLogitCache.load(tmp_path / "broken.pt", {"teacher": "abc"}) is None
