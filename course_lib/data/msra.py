@@ -124,6 +124,31 @@ def split_official(sentences: list[Sentence], train_size: int = MSRA_TRAIN_SENTE
     return NerCorpus(train=train, dev=dev, test=sentences[train_size:])
 
 
+PUBLISHED_TEST_SENTENCES = 4_400
+"""Sentences in the published MSRA test split, as rounded in Zhang & Yang 2018, Table 1 ("4.4k")."""
+
+
+def split_profile(sentences: Sequence[Sentence]) -> dict[str, int]:
+    """How a split's sentences were cut: counts a reader needs before comparing F1 with a paper (chapter 07).
+
+    ``sentences``; ``longest`` (characters); ``at_100`` (exactly 100 characters); ``mid_sentence_end``
+    (ending on a comma, semicolon or colon instead of a sentence-final mark: a long sentence cut in
+    pieces); ``starts_inside_entity`` (first tag ``I-X``: an entity cut in two, which conlleval then
+    scores as two halves).
+    """
+    if not sentences:
+        raise ValueError("sentences is empty: there is no split to profile")
+    return {
+        "sentences": len(sentences),
+        "longest": max(len(s) for s in sentences),
+        "at_100": sum(len(s) == 100 for s in sentences),
+        "mid_sentence_end": sum(s.chars[-1] in "，,；;：:、" for s in sentences),
+        "starts_inside_entity": sum(s.tags[0].startswith("I-") for s in sentences),
+        "entities": sum(tag.startswith("B-") or (tag.startswith("I-") and (i == 0 or s.tags[i - 1][2:] != tag[2:]))
+                        for s in sentences for i, tag in enumerate(s.tags)),
+    }
+
+
 def _msra_path() -> Path:
     """Where the MSRA text lives in the cache."""
     return cache_dir() / "msra" / "dh_msra.txt"

@@ -14,6 +14,7 @@ from course_lib.data import (
     read_bio_file,
     split_official,
 )
+from course_lib.data.msra import split_profile
 
 TINY = "中\tB-ORG\n共\tI-ORG\n好\tO\n\n张\tB-PER\n三\tI-PER\n在\tO\n京\tB-LOC\n\n\n好\tO\n"
 
@@ -109,3 +110,19 @@ def test_real_cached_msra():
     assert max(len(s) for s in corpus.train + corpus.dev + corpus.test) <= 100
     batch = next(iter(ner_loader(corpus.test, CharVocab.build(corpus.train), 8, shuffle=False)))
     assert batch["input_ids"].dtype == torch.long and batch["mask"].sum() == batch["lengths"].sum()
+
+
+def test_split_profile_counts_cut_sentences_and_cut_entities():
+    sentences = [Sentence(list("张三在北京，"), ["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O"]),
+                 Sentence(list("京大学。"), ["I-ORG", "I-ORG", "I-ORG", "O"]),
+                 Sentence(list("好" * 100), ["O"] * 100)]
+    assert split_profile(sentences) == {"sentences": 3, "longest": 100, "at_100": 1, "mid_sentence_end": 1,
+                                        "starts_inside_entity": 1, "entities": 3}
+    with pytest.raises(ValueError, match="empty"):
+        split_profile([])
+
+
+def test_the_packaged_msra_cuts_long_sentences_so_its_test_split_is_longer_than_the_published_one():
+    profile = split_profile(load_msra().test)
+    assert profile["sentences"] == 4_631 and profile["longest"] == 100
+    assert profile["starts_inside_entity"] == 11 and profile["mid_sentence_end"] == 588
