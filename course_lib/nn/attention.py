@@ -44,15 +44,17 @@ def scaled_dot_product_attention(
     mask: Tensor | None = None,
     dropout_p: float = 0.0,
     training: bool = False,
+    bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Return ``(output, weights)`` of softmax(Q K^T / sqrt(d_k)) V (chapter 02).
+    """Return ``(output, weights)`` of softmax(Q K^T / sqrt(d_k) + bias) V (chapter 02).
 
     Shapes: query (..., Lq, d_k), key (..., Lk, d_k), value (..., Lk, d_v); the leading
     dimensions broadcast. ``mask`` is boolean, broadcastable to (..., Lq, Lk), True where a
     query may attend to a key. A query row whose keys are all masked gets zero weights and a
     zero output instead of NaN. Dropout (probability ``dropout_p``) is applied to the weights
     only when ``training`` is True; the returned ``weights`` are the attention distribution
-    before dropout, shape (..., Lq, Lk).
+    before dropout, shape (..., Lq, Lk). ``bias`` (broadcastable to (..., Lq, Lk)) is added to
+    the scores before the mask, e.g. a relative-position score.
     """
     query = _require_tensor(query, "query")
     key = _require_tensor(key, "key")
@@ -78,6 +80,8 @@ def scaled_dot_product_attention(
 
     d_k = query.shape[-1]
     scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (..., Lq, Lk)
+    if bias is not None:
+        scores = scores + bias
 
     if mask is None:
         weights = torch.softmax(scores, dim=-1)
@@ -250,9 +254,13 @@ class MultiHeadAttention(nn.Module):
         return mask
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
+        score_bias: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Return ``(output (B, Lq, D), weights (B, H, Lq, Lk))``; see the class docstring."""
+        """Return ``(output (B, Lq, D), weights (B, H, Lq, Lk))``; see the class docstring.
+
+        ``score_bias`` (broadcastable to (B, H, Lq, Lk)) is added to the scores of the heads.
+        """
         self._check_inputs(query, key, value)
         batch, q_len, _ = query.shape
         k_len = key.shape[1]
@@ -263,7 +271,7 @@ class MultiHeadAttention(nn.Module):
         k = self._split_heads(self.k_proj(key))
         v = self._split_heads(self.v_proj(value))
         heads, weights = scaled_dot_product_attention(
-            q, k, v, mask=mask, dropout_p=self.dropout, training=self.training
+            q, k, v, mask=mask, dropout_p=self.dropout, training=self.training, bias=score_bias
         )
         merged = heads.transpose(1, 2).reshape(batch, q_len, self.d_model)
         return self.out_proj(merged), weights

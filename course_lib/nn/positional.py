@@ -8,6 +8,11 @@ way. A positional encoding adds a position-dependent vector to every token embed
   For every offset k there is a fixed matrix M_k with PE[p + k] = PE[p] @ M_k.T for all p
   (see :func:`offset_matrix`), so a relative offset is a linear map of the encoding.
 * Learned: one trainable vector per position (as in BERT and GPT).
+* Relative (Shaw et al. 2018; the bias form of T5): nothing is added to the embeddings;
+  instead every attention layer adds a learned score b[h, clip(j - i)] to query i's score for
+  key j, one per head and signed distance up to ±:data:`RELATIVE_DISTANCE` (farther keys share
+  the last one). Direction and distance are what a tagger needs (TENER, Yan et al. 2019);
+  absolute positions are not.
 * None: no position information, for the ablation that shows why it is needed.
 """
 
@@ -21,7 +26,8 @@ from torch import Tensor, nn
 from course_lib import checks
 
 
-POSITIONAL_KINDS: tuple[str, ...] = ("sinusoidal", "learned", "none")
+POSITIONAL_KINDS: tuple[str, ...] = ("sinusoidal", "learned", "relative", "none")
+RELATIVE_DISTANCE = 16
 
 
 def _check_even_d_model(d_model: object) -> int:
@@ -148,12 +154,39 @@ class _NoPositionalEncoding(_PositionalEncoding):
         return x
 
 
+class RelativePositionBias(nn.Module):
+    """A learned attention score per head and signed distance: forward(Lq, Lk) -> (1, H, Lq, Lk) (chapter 03).
+
+    Entry (h, i, j) is ``table[h, clip(j - i, -D, D) + D]`` with D = ``max_distance``. The table
+    starts at zero, so an untrained layer attends as if there were no positions at all.
+    """
+
+    def __init__(self, num_heads: int, max_distance: int = RELATIVE_DISTANCE):
+        super().__init__()
+        self.num_heads = checks.positive_int("num_heads", num_heads)
+        self.max_distance = checks.positive_int("max_distance", max_distance)
+        self.table = nn.Parameter(torch.zeros(num_heads, 2 * max_distance + 1))
+
+    def forward(self, q_len: int, k_len: int) -> Tensor:
+        """The (1, num_heads, q_len, k_len) bias to add to the attention scores."""
+        device = self.table.device
+        distance = torch.arange(k_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+        index = distance.clamp(-self.max_distance, self.max_distance) + self.max_distance
+        return self.table[:, index].unsqueeze(0)
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, max_distance={self.max_distance}"
+
+
 def build_positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
-    """Build the positional encoding named by ``kind``: "sinusoidal", "learned" or "none" (chapter 03)."""
+    """Build what ``kind`` adds to the embeddings: "sinusoidal", "learned", or nothing for "relative" and "none" (chapter 03).
+
+    A "relative" model's positions live in its attention layers (:class:`RelativePositionBias`).
+    """
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(d_model, max_len)
     if kind == "learned":
         return LearnedPositionalEncoding(d_model, max_len)
-    if kind == "none":
+    if kind in ("relative", "none"):
         return _NoPositionalEncoding(d_model, max_len)
     raise ValueError(f"kind must be one of {POSITIONAL_KINDS}, got {kind!r}")

@@ -21,12 +21,17 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_lib import checks
+from course_lib.nn.bigrams import HashedBigrams
 from course_lib.nn.transformer import ModelOutput
 
 
 @dataclass
 class BiLSTMConfig:
-    """Sizes of a :class:`BiLSTMTagger`: ``hidden`` units per direction, ``num_layers`` stacked BiLSTMs (chapter 10)."""
+    """Sizes of a :class:`BiLSTMTagger`: ``hidden`` units per direction, ``num_layers`` stacked BiLSTMs (chapter 10).
+
+    ``bigram_buckets > 0`` adds hashed bigram features (:class:`~course_lib.nn.bigrams.HashedBigrams`,
+    width ``bigram_dim``, projected to ``d_embed``) beside each character's embedding.
+    """
 
     vocab_size: int
     d_embed: int = 64
@@ -34,10 +39,14 @@ class BiLSTMConfig:
     num_layers: int = 1
     dropout: float = 0.1
     pad_id: int = 0
+    bigram_buckets: int = 0
+    bigram_dim: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_embed", "hidden", "num_layers"):
+        for name in ("vocab_size", "d_embed", "hidden", "num_layers", "bigram_dim"):
             checks.positive_int(name, getattr(self, name))
+        if self.bigram_buckets != 0:
+            checks.int_at_least("bigram_buckets (0: no bigram features)", self.bigram_buckets, 2)
         checks.number_in("dropout", self.dropout, 0.0, 1.0, high_open=True)
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id must lie in [0, vocab_size={self.vocab_size}), got {self.pad_id}")
@@ -48,7 +57,7 @@ class BiLSTMConfig:
 
 
 class BiLSTMTagger(nn.Module):
-    """Embedding -> BiLSTM over the real characters -> dropout -> Linear: logits (B, L, num_labels) (chapter 10)."""
+    """Embedding (+ bigrams) -> BiLSTM over the real characters -> dropout -> Linear: logits (B, L, num_labels) (chapter 10)."""
 
     def __init__(self, config: BiLSTMConfig, num_labels: int) -> None:
         super().__init__()
@@ -58,7 +67,9 @@ class BiLSTMTagger(nn.Module):
         self.config = config
         self.num_labels = num_labels
         self.embed = nn.Embedding(config.vocab_size, config.d_embed, padding_idx=config.pad_id)
-        self.lstm = nn.LSTM(config.d_embed, config.hidden, num_layers=config.num_layers, batch_first=True,
+        self.bigrams = (HashedBigrams(config.bigram_buckets, config.bigram_dim, config.d_embed)
+                        if config.bigram_buckets else None)
+        self.lstm = nn.LSTM(config.d_embed * (2 if self.bigrams is not None else 1), config.hidden, num_layers=config.num_layers, batch_first=True,
                             bidirectional=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(2 * config.hidden, num_labels)
@@ -80,7 +91,10 @@ class BiLSTMTagger(nn.Module):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         if not torch.equal(mask, positions[None, :] < lengths[:, None]):
             raise ValueError("the padding must follow the real characters in each row (right padding)")
-        embedded = self.dropout(self.embed(input_ids))
+        embedded = self.embed(input_ids)
+        if self.bigrams is not None:
+            embedded = torch.cat([embedded, self.bigrams(input_ids, mask)], dim=-1)
+        embedded = self.dropout(embedded)
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         states, _ = self.lstm(packed)
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=input_ids.shape[1])

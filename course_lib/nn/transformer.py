@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from course_lib import checks
 from course_lib.nn.attention import MultiHeadAttention, causal_mask
-from course_lib.nn.positional import POSITIONAL_KINDS, build_positional_encoding
+from course_lib.nn.bigrams import HashedBigrams
+from course_lib.nn.positional import POSITIONAL_KINDS, RelativePositionBias, build_positional_encoding
 
 
 POOLING_KINDS: tuple[str, ...] = ("mean", "first")
@@ -37,8 +38,11 @@ class TransformerConfig:
     ``norm_first=True`` is the pre-norm arrangement (LayerNorm before each sublayer, plus a
     final LayerNorm), which trains stably without warm-up; ``False`` is the post-norm
     arrangement of the 2017 paper (LayerNorm after each residual addition).
-    ``positional`` is "sinusoidal", "learned" or "none". ``causal=True`` adds the causal mask
-    of a decoder-only language model to the padding mask in every layer.
+    ``positional`` is "sinusoidal", "learned", "relative" (a learned score per head and distance
+    in every attention layer) or "none". ``causal=True`` adds the causal mask of a decoder-only
+    language model to the padding mask in every layer. ``bigram_buckets > 0`` adds hashed
+    character-bigram features of width ``bigram_dim`` to the embeddings
+    (:class:`~course_lib.nn.bigrams.HashedBigrams`).
     """
 
     vocab_size: int
@@ -52,6 +56,8 @@ class TransformerConfig:
     positional: str = "sinusoidal"
     pad_id: int = 0
     causal: bool = False
+    bigram_buckets: int = 0
+    bigram_dim: int = 64
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_heads", "num_layers", "d_ff", "max_len"):
@@ -68,6 +74,9 @@ class TransformerConfig:
             raise ValueError(
                 f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}"
             )
+        if self.bigram_buckets != 0:
+            checks.int_at_least("bigram_buckets (0: no bigram features)", self.bigram_buckets, 2)
+        checks.positive_int("bigram_dim", self.bigram_dim)
         if self.positional == "sinusoidal" and self.d_model % 2 != 0:
             raise ValueError(
                 f"d_model must be even for the sinusoidal positional encoding, got {self.d_model}"
@@ -116,12 +125,15 @@ class TransformerShape:
     dropout: float = 0.1
     max_len: int = 128
     positional: str = "sinusoidal"
+    bigram_buckets: int = 0
+    bigram_dim: int = 64
 
     def model_config(self, vocab_size: int, **extra: Any) -> TransformerConfig:
         """The :class:`TransformerConfig` of this shape over ``vocab_size`` tokens."""
         return TransformerConfig(vocab_size=vocab_size, d_model=self.d_model, num_heads=self.num_heads,
                                  num_layers=self.num_layers, d_ff=self.d_ff, max_len=self.max_len,
-                                 dropout=self.dropout, positional=self.positional, **extra)
+                                 dropout=self.dropout, positional=self.positional,
+                                 bigram_buckets=self.bigram_buckets, bigram_dim=self.bigram_dim, **extra)
 
 
 @dataclass
@@ -178,9 +190,11 @@ class EncoderBlock(nn.Module):
         self.feed_forward = FeedForward(config.d_model, config.d_ff, config.dropout)
         self.norm2 = nn.LayerNorm(config.d_model)
         self.dropout2 = nn.Dropout(config.dropout)
+        self.position_bias = RelativePositionBias(config.num_heads) if config.positional == "relative" else None
 
     def _attend(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        out, weights = self.self_attn(x, x, x, mask=mask)
+        bias = self.position_bias(x.shape[1], x.shape[1]) if self.position_bias is not None else None
+        out, weights = self.self_attn(x, x, x, mask=mask, score_bias=bias)
         return self.dropout1(out), weights
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -201,7 +215,7 @@ class EncoderBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Token embedding * sqrt(d_model) + positional encoding -> dropout -> blocks -> (LayerNorm) (chapter 03).
+    """Token embedding * sqrt(d_model) (+ bigram features) + positional encoding -> dropout -> blocks -> (LayerNorm) (chapter 03).
 
     The embedding starts from N(0, 1 / d_model), so after the sqrt(d_model) scaling of
     section 3.4 of the paper token vectors have unit scale, like the positional encodings.
@@ -215,6 +229,8 @@ class TransformerEncoder(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         nn.init.normal_(self.embed.weight, std=config.d_model**-0.5)
+        self.bigrams = (HashedBigrams(config.bigram_buckets, config.bigram_dim, config.d_model)
+                        if config.bigram_buckets else None)
         self.positional = build_positional_encoding(
             config.positional, config.d_model, config.max_len
         )
@@ -272,6 +288,8 @@ class TransformerEncoder(nn.Module):
         if self.config.causal:
             attend = mask[:, None, :] & causal_mask(input_ids.shape[1], device=input_ids.device)[None]
         x = self.embed(input_ids) * math.sqrt(self.config.d_model)
+        if self.bigrams is not None:
+            x = x + self.bigrams(input_ids, mask)
         x = self.dropout(self.positional(x))
         hidden = [x]
         attention = []

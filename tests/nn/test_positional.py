@@ -6,13 +6,16 @@ import pytest
 import torch
 
 from course_lib.nn.positional import (
+    POSITIONAL_KINDS,
     LearnedPositionalEncoding,
+    RelativePositionBias,
     _NoPositionalEncoding,
     SinusoidalPositionalEncoding,
     build_positional_encoding,
     offset_matrix,
     sinusoidal_encoding,
 )
+from course_lib.nn.transformer import TokenTagger, TransformerConfig
 
 
 def _formula(p: int, j: int, d_model: int) -> float:
@@ -107,3 +110,29 @@ def test_factory():
     assert isinstance(build_positional_encoding("none", 8, 16), _NoPositionalEncoding)
     with pytest.raises(ValueError, match="kind must be one of .* got 'rotary'"):
         build_positional_encoding("rotary", 8, 16)
+
+
+def test_relative_bias_depends_on_the_signed_distance_only_and_is_clipped():
+    bias = RelativePositionBias(num_heads=2, max_distance=3)
+    with torch.no_grad():
+        bias.table.copy_(torch.arange(14.0).view(2, 7))
+    table = bias(5, 5)
+    assert table.shape == (1, 2, 5, 5)
+    for i in range(5):
+        for j in range(5):
+            assert table[0, 1, i, j] == 7 + max(-3, min(3, j - i)) + 3
+
+
+def test_a_relative_tagger_tells_positions_apart_and_ignores_padding():
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size=12, d_model=16, num_heads=2, num_layers=2, d_ff=32, dropout=0.0,
+                               positional="relative")
+    tagger = TokenTagger(config, num_labels=3).eval()
+    for block in tagger.encoder.blocks:
+        torch.nn.init.normal_(block.position_bias.table)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    alone = tagger(ids).logits
+    assert not torch.allclose(alone[0, 0], alone[0, 3]), "positions differ: the bias was used"
+    shifted = tagger(torch.tensor([[3, 4, 5, 6, 0, 0]]), mask=torch.tensor([[True] * 4 + [False] * 2])).logits
+    assert torch.allclose(alone, shifted[:, :4], atol=1e-5)
+    assert "relative" in POSITIONAL_KINDS
