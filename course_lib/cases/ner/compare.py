@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from course_lib.context import CourseContext
-from course_lib.data import CharVocab, NerCorpus, Sentence, collate_ner, load_msra, ner_loader
+from course_lib.data import CharVocab, NerCorpus, Sentence, collate_ner, load_msra
 from course_lib.train.latency import interleaved_latency
 from course_lib.train.fit import Trained
 from course_lib.train.tagging import per_type_report
 from course_lib.cases.ner.models import NER_ROLES, ner_student, ner_teacher
-from course_lib.cases.ner.tagger import TaggerRecipe
+from course_lib.cases.ner.tagger import TaggerRecipe, scoring_loader
 from course_lib.nn.transformer import count_parameters
 
 TENER_F1 = 0.927
@@ -65,7 +65,7 @@ class _NerRow:
 
 def _split_scores(model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence]) -> dict[str, Any]:
     """seqeval's entity-level micro precision/recall/F1 of ``model`` on ``sentences``, and the F1 per type."""
-    loader = ner_loader(sentences, vocab, batch_size=128, shuffle=False)
+    loader = scoring_loader(sentences, vocab)
     report = per_type_report(model, loader)
     overall = report["micro avg"]
     return {

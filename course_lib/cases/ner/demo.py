@@ -13,11 +13,10 @@ intra-op parallelism to pay.
 
 from __future__ import annotations
 
-import torch
 
-from course_lib.cases.ner.tagger import TAGGER_KEY, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import TAGGER_KEY, build_tagger, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
-from course_lib.data import LABELS, CharVocab, NerCorpus
+from course_lib.data import CharVocab, NerCorpus
 from course_lib.nn.positional import POSITIONAL_KINDS
 from course_lib.nn.transformer import TokenTagger
 from course_lib.train.cache import load_or_train, model_path
@@ -31,11 +30,6 @@ def demo_recipe(mode: str, positional: str = "sinusoidal") -> TaggerRecipe:
         return TaggerRecipe(positional=positional)
     return TaggerRecipe(positional=positional, d_model=128, d_ff=512, dropout=0.1, train_sentences=None, epochs=10,
                         lr=1e-3, patience=3)
-
-
-def _build(recipe: TaggerRecipe, vocab: CharVocab) -> TokenTagger:
-    torch.manual_seed(recipe.seed)
-    return TokenTagger(recipe.model_config(len(vocab)), num_labels=len(LABELS))
 
 
 def demo_tagger(
@@ -72,5 +66,5 @@ def demo_tagger(
                           desc=f"demo tagger ({recipe.positional})")
 
     return load_or_train(model_path(f"demo_tagger_{recipe.positional}", mode), recipe,
-                         build=lambda vocab: _build(recipe, vocab), train=train,
+                         build=lambda vocab: build_tagger(recipe, len(vocab)), train=train,
                          vocab=lambda: tagger_vocab(msra(), recipe), depends_on=TAGGER_KEY, device=device)

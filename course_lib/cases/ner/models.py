@@ -25,12 +25,11 @@ import torch
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
-from course_lib.cases.ner.tagger import TAGGER_KEY, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import TAGGER_KEY, build_tagger, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
-from course_lib.data import LABELS, CharVocab, NerCorpus
+from course_lib.data import CharVocab, NerCorpus
 from course_lib.kd.cascade import CascadeTagger
 from course_lib.kd.methods import setup_method
-from course_lib.nn.transformer import TokenTagger
 from course_lib.train.cache import load_or_train, model_path
 from course_lib.train.fit import Trained
 from course_lib.train.recipe import cap_epochs
@@ -83,11 +82,11 @@ def _check_recipe(recipe: object) -> None:
 
 def _build(recipe: TaggerRecipe, vocab: CharVocab, teacher: nn.Module | None = None) -> nn.Module:
     """A freshly initialised, seeded model for ``recipe`` (a cascade is built on its teacher)."""
+    if recipe.method != "cascade":
+        return build_tagger(recipe, len(vocab))
     torch.manual_seed(recipe.seed)
-    if recipe.method == "cascade":
-        return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads, num_layers=recipe.num_layers,
-                             d_ff=recipe.d_ff, dropout=recipe.dropout)
-    return TokenTagger(recipe.model_config(len(vocab)), num_labels=len(LABELS))
+    return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads, num_layers=recipe.num_layers,
+                         d_ff=recipe.d_ff, dropout=recipe.dropout)
 
 
 def ner_teacher(

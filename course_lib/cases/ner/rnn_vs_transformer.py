@@ -24,9 +24,16 @@ import torch
 from torch import nn
 
 from course_lib.cases.ner.demo import demo_tagger
-from course_lib.cases.ner.tagger import TAGGER_KEY, TaggerRecipe, fit_tagger, lazy_msra, training_sentences
+from course_lib.cases.ner.tagger import (
+    TAGGER_KEY,
+    TaggerRecipe,
+    fit_tagger,
+    lazy_msra,
+    scoring_loader,
+    training_sentences,
+)
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
-from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra, ner_loader
+from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra
 from course_lib.files import sha256_text
 from course_lib.nn.rnn import BiLSTMConfig, BiLSTMTagger
 from course_lib.nn.transformer import count_parameters
@@ -139,7 +146,7 @@ def compare_rnn_transformer(
         raise ValueError(f"lengths go up to {max(lengths)}, beyond the tagger's max_len={transformer.recipe.max_len}")
     bilstm = _bilstm_tagger(context, transformer.recipe, transformer.vocab, corpus=corpus, progress=progress)
     models = {"Transformer": transformer.model, "BiLSTM": bilstm.model}
-    test = ner_loader(corpus.test, transformer.vocab, batch_size=128, shuffle=False, max_len=transformer.recipe.max_len)
+    test = scoring_loader(corpus.test, transformer.vocab, transformer.recipe.max_len)
     on_cpu = {name: copy.deepcopy(model).cpu().eval() for name, model in models.items()}
     inputs = {length: _sentence_of_length(corpus, transformer.vocab, length) for length in lengths}
     calls = {(name, length): ((lambda m=model, x=x: m(x)), 1)

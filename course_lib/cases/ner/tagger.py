@@ -18,13 +18,15 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from course_lib import checks
-from course_lib.data import CharVocab, NerCorpus, Sentence, bucketed_ner_loader, load_msra, ner_loader
+from course_lib.data import LABELS, CharVocab, NerCorpus, Sentence, bucketed_ner_loader, load_msra, ner_loader
 from course_lib.data.msra import MSRA_SOURCE
 from course_lib.kd.methods import DistillRecipe
 from course_lib.nn.positional import POSITIONAL_KINDS
-from course_lib.nn.transformer import TransformerShape
+from course_lib.nn.rnn import BiLSTMConfig, BiLSTMTagger
+from course_lib.nn.transformer import TokenTagger, TransformerShape
 from course_lib.train.fit import Trained, fit
 from course_lib.train.loop import LossFn
 from course_lib.train.tagging import evaluate_tagger, tagger_loss
@@ -38,9 +40,12 @@ how its dev F1 — which picks the epoch kept — is scored."""
 class TaggerRecipe(DistillRecipe, TransformerShape):
     """A tagger's shape, data and optimisation, and (for a student) how it learns (chapter 02).
 
-    ``train_sentences`` counts sentences from the start of the MSRA training split (``None``: all
-    of them); dev F1 is always measured on the whole dev split. ``vocab_min_freq`` is how often a
-    character must occur in the training sentences to get its own id.
+    ``architecture`` is ``"transformer"`` (a :class:`~course_lib.nn.transformer.TokenTagger` of the
+    shape fields) or ``"bilstm"`` (a :class:`~course_lib.nn.rnn.BiLSTMTagger` with ``d_model``-wide
+    embeddings, ``lstm_hidden`` units per direction and ``num_layers`` layers; the bigram fields
+    apply to both). ``train_sentences`` counts sentences from the start of the MSRA training split
+    (``None``: all of them); dev F1 is always measured on the whole dev split. ``vocab_min_freq``
+    is how often a character must occur in the training sentences to get its own id.
     """
 
     epochs: int = 1
@@ -49,13 +54,31 @@ class TaggerRecipe(DistillRecipe, TransformerShape):
     dropout: float = 0.0
     train_sentences: int | None = 24_000
     vocab_min_freq: int = 1
+    architecture: str = "transformer"
+    lstm_hidden: int = 128
 
     def check(self) -> None:
         super().check()
         checks.one_of("positional", self.positional, POSITIONAL_KINDS)
+        checks.one_of("architecture", self.architecture, ARCHITECTURES)
         checks.optional_positive_int("train_sentences", self.train_sentences)
         checks.positive_int("vocab_min_freq", self.vocab_min_freq)
+        checks.positive_int("lstm_hidden", self.lstm_hidden)
         self.model_config(2)
+
+
+ARCHITECTURES = ("transformer", "bilstm")
+
+
+def build_tagger(recipe: TaggerRecipe, vocab_size: int) -> nn.Module:
+    """A freshly initialised tagger of ``recipe``'s architecture over ``vocab_size`` characters, seeded (chapter 02)."""
+    torch.manual_seed(recipe.seed)
+    if recipe.architecture == "bilstm":
+        config = BiLSTMConfig(vocab_size=vocab_size, d_embed=recipe.d_model, hidden=recipe.lstm_hidden,
+                              num_layers=recipe.num_layers, dropout=recipe.dropout,
+                              bigram_buckets=recipe.bigram_buckets, bigram_dim=recipe.bigram_dim)
+        return BiLSTMTagger(config, num_labels=len(LABELS))
+    return TokenTagger(recipe.model_config(vocab_size), num_labels=len(LABELS))
 
 
 def training_sentences(corpus: NerCorpus, recipe: TaggerRecipe) -> list[Sentence]:
@@ -81,6 +104,14 @@ def lazy_msra(corpus: NerCorpus | None) -> Callable[[], NerCorpus]:
 def tagger_vocab(corpus: NerCorpus, recipe: TaggerRecipe) -> CharVocab:
     """The character vocabulary of ``recipe``'s training sentences (chapter 02)."""
     return CharVocab.build(training_sentences(corpus, recipe), min_freq=recipe.vocab_min_freq)
+
+
+def scoring_loader(sentences: Sequence[Sentence], vocab: CharVocab, max_len: int | None = None) -> DataLoader:
+    """Batches of 128 sentences in order of length, for scoring: entity F1 does not depend on the order (chapter 04).
+
+    Sentences of similar length share a batch, so almost no attention is spent on padding.
+    """
+    return ner_loader(sorted(sentences, key=len), vocab, batch_size=128, shuffle=False, max_len=max_len)
 
 
 def fit_tagger(
@@ -109,7 +140,7 @@ def fit_tagger(
         raise ValueError(f"need training and dev sentences, got {len(train_sentences)} and {len(dev_sentences)}")
     train_loader = bucketed_ner_loader(train_sentences, vocab, recipe.batch_size, seed=recipe.seed,
                                        max_len=recipe.max_len)
-    dev_loader = ner_loader(dev_sentences, vocab, batch_size=128, shuffle=False, max_len=recipe.max_len)
+    dev_loader = scoring_loader(dev_sentences, vocab, recipe.max_len)
     trained = fit(model, train_loader, recipe, loss_fn=loss_fn, dev_loader=dev_loader, evaluate_fn=evaluate_tagger,
                   monitor="f1", param_groups=param_groups, extra_parameters=extra_parameters, device=device,
                   progress=progress, desc=desc)

@@ -1,0 +1,44 @@
+"""Tests for course_lib.cases.ner.recipe_study: one change per variant, and a small real study."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from course_lib.cases.ner.recipe_study import STUDY_VARIANTS, recipe_study, study_recipe, unknown_rate
+from course_lib.cases.ner.tagger import build_tagger
+from course_lib.data import CharVocab, load_msra
+from course_lib.nn.rnn import BiLSTMTagger
+from course_lib.nn.transformer import TokenTagger, count_parameters
+
+
+@pytest.mark.parametrize("variant", [v for v in STUDY_VARIANTS if v != "sinusoidal"])
+def test_each_variant_differs_from_the_base_only_in_what_it_studies(variant):
+    base, changed = study_recipe("sinusoidal", "full"), study_recipe(variant, "full")
+    differing = {f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(changed, f.name)}
+    assert differing == set(STUDY_VARIANTS[variant][1])
+
+
+def test_the_bilstm_and_the_transformer_of_the_study_are_about_the_same_size():
+    sizes = {v: count_parameters(build_tagger(study_recipe(v, "full"), 4000)) for v in ("sinusoidal", "bilstm")}
+    assert 0.75 < sizes["bilstm"] / sizes["sinusoidal"] < 1.25, sizes
+    assert isinstance(build_tagger(study_recipe("bilstm", "full"), 40), BiLSTMTagger)
+    assert isinstance(build_tagger(study_recipe("relative", "full"), 40), TokenTagger)
+
+
+def test_a_small_real_study_scores_every_variant_with_both_decoders(model_cache, context):
+    corpus = load_msra()
+    study = recipe_study(context, variants=("relative", "bilstm_bigrams"), corpus=corpus, progress=False)
+    assert set(study["rows"]) == {"relative", "bilstm_bigrams"}
+    for row in study["rows"].values():
+        assert 0 <= row["test_f1"] <= 1 and 0 <= row["test_f1_argmax"] <= 1 and len(row["dev_curve"]) == 1
+    assert study["split_profile"]["test"]["sentences"] == len(corpus.test)
+    assert 0 < study["unknown_rate"] < 0.05
+    with pytest.raises(ValueError, match="variants must be"):
+        recipe_study(context, variants=("sinusoidal", "crf"), corpus=corpus)
+
+
+def test_unknown_rate_counts_characters_the_vocabulary_lacks():
+    corpus = load_msra()
+    assert unknown_rate(corpus, CharVocab.build(corpus.train)) < unknown_rate(corpus, CharVocab.build(corpus.train[:100]))
