@@ -56,7 +56,7 @@ class Distiller:
         if self.cache is not None:
             if "index" not in batch:
                 raise KeyError("a TeacherLogitCache needs batch['index'], the dataset index of every example")
-            width = batch["input_ids"].shape[1] if "input_ids" in batch else None
+            width = batch["input_ids"].shape[1] if self.cache.per_token and "input_ids" in batch else None
             return self.cache.lookup(batch["index"], width).to(device)
         self.teacher.eval()
         with torch.no_grad():

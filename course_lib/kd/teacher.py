@@ -70,6 +70,11 @@ class TeacherLogitCache:
     def __len__(self) -> int:
         return self.logits.shape[0]
 
+    @property
+    def per_token(self) -> bool:
+        """True when the cache holds one row of logits per token (examples, length, classes)."""
+        return self.logits.dim() == 3
+
     @classmethod
     @torch.no_grad()
     def build(

@@ -27,6 +27,17 @@ def test_cached_teacher_logits_stay_aligned_under_a_shuffled_loader():
         TeacherLogitCache.build(teacher, [{"inputs": data.inputs[:4], "index": torch.tensor([0, 1, 2, 5])}])
 
 
+def test_one_row_per_example_is_looked_up_whole_even_when_the_batch_holds_token_ids():
+    # A text classifier (chapter 09) reads token ids but has one row of logits per example.
+    teacher, data = classifier(0), toy_data()
+    cache = TeacherLogitCache.build(teacher, DataLoader(data, batch_size=10, shuffle=False))
+    assert not cache.per_token
+    distiller = Distiller(teacher, temperature=2, alpha=0.5, cache=cache)
+    batch = {"inputs": data.inputs[:6], "input_ids": torch.ones(6, 24, dtype=torch.long), "index": torch.arange(6)}
+    with torch.no_grad():
+        assert torch.allclose(distiller.teacher_logits(batch, torch.device("cpu")), teacher(data.inputs[:6]), atol=1e-6)
+
+
 def _sentences(count: int = 23) -> tuple[list, CharVocab]:
     generator = torch.Generator().manual_seed(0)
     sentences = []
@@ -40,7 +51,7 @@ def test_token_logits_of_sentences_of_any_length_come_back_for_a_shuffled_bucket
     sentences, vocab = _sentences()
     teacher = tagger(2).eval()
     cache = TeacherLogitCache.build(teacher, ner_loader(sentences, vocab, batch_size=5, shuffle=False))
-    assert cache.logits.shape[:2] == (len(sentences), max(len(s) for s in sentences))
+    assert cache.logits.shape[:2] == (len(sentences), max(len(s) for s in sentences)) and cache.per_token
     distiller = Distiller(teacher, temperature=2, alpha=0.3, cache=cache)
     uncached = Distiller(teacher, temperature=2, alpha=0.3)
     student = tagger(1, seed=1).eval()  # no dropout: the two losses must see the same student
