@@ -92,6 +92,35 @@ def test_fit_builds_the_recipes_optimiser_and_schedule_and_times_the_run():
     assert trained.history.epochs[-1].lr == pytest.approx(0.0), "the learning rate decays to zero"
 
 
+class ProjectedLoss(nn.Module):
+    """A loss with a weight of its own, like TinyBERT's hidden-state projection; it records where it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.projection = nn.Linear(2, 2)
+        self.sent_to: list[str] = []
+
+    def to(self, *args, **kwargs):
+        self.sent_to.append(str(args[0] if args else kwargs.get("device")))
+        return super().to(*args, **kwargs)
+
+    def forward(self, model, batch):
+        return nn.functional.cross_entropy(self.projection(model(batch[0])), batch[1])
+
+
+def test_a_loss_with_weights_moves_to_the_training_device_and_trains():
+    # On a GPU, a projection left on the CPU fails at the first step ("Expected all tensors to be
+    # on the same device"): fit sends the loss module where the model goes.
+    torch.manual_seed(0)
+    model, loss = nn.Linear(4, 2), ProjectedLoss()
+    before = loss.projection.weight.detach().clone()
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(3)]
+    fit(model, data, Recipe(epochs=1, lr=0.1, threads=1), loss_fn=loss, extra_parameters=loss.parameters(),
+        device="cpu", progress=False)
+    assert loss.sent_to == ["cpu"]
+    assert not torch.equal(before, loss.projection.weight), "the projection is trained with the model"
+
+
 def test_build_optimizer_follows_the_recipe():
     model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
     sgd = build_optimizer(model, Recipe(optimizer="sgd", lr=0.5, momentum=0.8, weight_decay=0.0))
