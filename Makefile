@@ -4,6 +4,7 @@
 #   make test          set up, fetch data, unit tests + nbval over every notebook (fast mode)
 #   make lab           JupyterLab with the course installed
 #   make slides        the lecture deck as an offline reveal.js site in build/slides/
+#   make teachers      retrain the reference teachers the course ships (course_lib/artefacts/; CPU, ~40 min)
 #   make gpu-check     every benchmark on a CUDA GPU in one short run (results/*_gpu.json); uses the
 #                      machine's own python3 (GPU_PYTHON) and data cache, installs nothing
 #   make clean         remove build/ (distclean also removes .venv)
@@ -19,7 +20,7 @@ TORCH_PIN := torch==2.13.0
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: course test unit nbval lab slides data install clean distclean gpu-check
+.PHONY: course test unit nbval lab slides data install clean distclean gpu-check teachers
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version.split()[0]'
@@ -55,6 +56,9 @@ lab: data
 
 slides: data
 	$(BIN)/python -m course_lib.course.slides --out build/slides
+
+teachers: data
+	$(BIN)/python -m course_lib.cases.teachers
 
 GPU_PYTHON ?= python3
 gpu-check:

@@ -1,4 +1,5 @@
-"""Tests for benchmarks/news_kd.py, poetry_kd.py and mnist_size_temperature.py: the README blocks they write from JSON."""
+"""Tests for the case benchmarks (news, poetry, MNIST size sweep, architectures, NER recipe study and reference KD):
+the README blocks they write from JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 
 import pytest
 
+from course_lib.cases.ner.recipe_study import STUDY_VARIANTS, study_recipe
+from course_lib.cases.ner.reference_kd import REFERENCE_KD_ROLES, reference_kd_recipe
 from course_lib.cases.news import DISTILBERT_2019, NEWS_ROLES, news_recipe
 from course_lib.cases.poetry import KIM_RUSH_2016, POETRY_ROLES, poetry_recipe
 from tests.benchmarks import load_benchmark
@@ -77,9 +80,44 @@ def test_the_architecture_block_has_both_models_and_every_length():
     assert "| BiLSTM | 379,463 | 49.0 | 41.0 | 40.0 | 9.0 | 25 | 0.58 | 1.48 |" in table
 
 
+def recipe_payload() -> dict:
+    rows = {variant: {"variant": variant, "title": STUDY_VARIANTS[variant][0], "parameters": 900_000,
+                      "dev_curve": [0.5, 0.7], "test_f1": 0.72, "test_f1_argmax": 0.68, "train_seconds": 300.0}
+            for variant in ("relative", "bilstm_bigrams")}
+    return {"mode": "full", "device": "cpu: test", "wall_seconds": 1800.0, "unknown_rate": 0.0042, "rows": rows,
+            "recipes": {variant: study_recipe(variant, "full").to_dict() for variant in rows}}
+
+
+def test_the_recipe_block_has_each_variants_curve_and_both_decoders():
+    table = load_benchmark("ner_recipe").readme_table(recipe_payload())
+    assert "0.42 % of test characters are `<unk>`" in table
+    assert "| BiLSTM + bigrams | 900,000 | 50.0 → 70.0 | 72.0 | 68.0 | 300 |" in table
+
+
+def reference_payload() -> dict:
+    students = {role: {"title": REFERENCE_KD_ROLES[role].title, "parameters": 400_000, "size_ratio": 0.1077,
+                       "test_f1": [0.80, 0.82, 0.81] if role == "logit_kd" else [0.70, 0.71, 0.72],
+                       "mean_f1": 0.81 if role == "logit_kd" else 0.71, "std_f1": 0.01,
+                       "retention": 0.9529 if role == "logit_kd" else 0.8353, "train_seconds": 500.0}
+                for role in REFERENCE_KD_ROLES}
+    return {"mode": "full", "device": "cpu: test", "wall_seconds": 3000.0, "seeds": [0, 1, 2],
+            "teacher": {"title": "reference teacher", "parameters": 3_712_903, "test_f1": 0.85, "test_f1_argmax": 0.83,
+                        "train_seconds": 2400.0, "device": "cpu, 2 threads"},
+            "students": students, "verdict": "logit KD beats labels only by 10.0 points",
+            "recipes": {role: reference_kd_recipe(role, "full").to_dict() for role in REFERENCE_KD_ROLES}}
+
+
+def test_the_reference_block_has_the_teacher_each_seed_and_the_verdict():
+    table = load_benchmark("ner_reference_kd").readme_table(reference_payload())
+    assert "| reference teacher | 3,712,903 | 100 % | 85.0 | | 100 % |" in table
+    assert f"| {REFERENCE_KD_ROLES['logit_kd'].title} | 400,000 | 10.8 % | 81.0 ± 1.0 | 80.0 / 82.0 / 81.0 | 95.3 % |" in table
+    assert "seeds 0, 1, 2" in table and table.endswith("Verdict: logit KD beats labels only by 10.0 points.")
+
+
 @pytest.mark.parametrize("name, payload, marker", [
     ("news_kd", news_payload, "news-kd"), ("poetry_kd", poetry_payload, "poetry-kd"),
-    ("mnist_size_temperature", sweep_payload, "mnist-size"), ("rnn_vs_transformer", rnn_payload, "rnn-vs-transformer")])
+    ("mnist_size_temperature", sweep_payload, "mnist-size"), ("rnn_vs_transformer", rnn_payload, "rnn-vs-transformer"),
+    ("ner_recipe", recipe_payload, "ner-recipe"), ("ner_reference_kd", reference_payload, "ner-reference-kd")])
 def test_readme_only_rewrites_just_the_marked_block_from_the_json(name, payload, marker, tmp_path):
     bench = load_benchmark(name)
     out, readme = tmp_path / "result.json", tmp_path / "README.md"

@@ -1,0 +1,165 @@
+"""Students of the shipped reference teacher: labels alone against the teacher's soft targets, over seeds (chapter 07).
+
+Two Transformer students of one shape — three narrow blocks with relative positions, about a
+tenth of the teacher's parameters — train on the same sentences for the same epochs:
+
+- ``scratch`` learns from the gold tags only;
+- ``logit_kd`` learns from the gold tags and the reference teacher's per-character soft targets
+  (Hinton's loss of chapter 05). The teacher is a BiLSTM, the student a Transformer: logit
+  distillation needs only that both tag the same characters with the same labels.
+
+The teacher's logits for the training sentences are computed once and kept beside the model
+cache (:class:`~course_lib.kd.teacher.TeacherLogitCache`, keyed by the teacher's weights and
+the sentences), so a student's epoch costs what the scratch student's costs. Each student is
+trained with several seeds when the gap it is asked about may be smaller than the seed-to-seed
+spread; :func:`reference_kd` reports mean, spread and the verdict those allow.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from torch import nn
+
+from course_lib.cases.common import Role, check_role, roles
+from course_lib.cases.ner.reference import reference_teacher
+from course_lib.cases.ner.tagger import (
+    TAGGER_KEY,
+    TaggerRecipe,
+    build_tagger,
+    fit_tagger,
+    lazy_msra,
+    scoring_loader,
+    training_sentences,
+)
+from course_lib.context import CourseContext, check_mode, context_mode_and_device
+from course_lib.data import CharVocab, NerCorpus, Sentence, ner_loader
+from course_lib.data.cache import cache_dir
+from course_lib.kd.methods import setup_method
+from course_lib.kd.teacher import TeacherLogitCache
+from course_lib.nn.transformer import count_parameters
+from course_lib.train.artefact import Artefact
+from course_lib.train.cache import load_or_train, model_path
+from course_lib.train.fit import Trained
+from course_lib.train.tagging import evaluate_tagger, tagger_loss
+
+REFERENCE_KD_ROLES = roles(
+    Role("scratch", "student, labels only"),
+    Role("logit_kd", "student, labels + the reference teacher's soft targets", "logits"),
+)
+_STUDENT = {
+    "fast": dict(d_model=64, num_heads=4, num_layers=3, d_ff=128, train_sentences=6_000, epochs=2, lr=3e-3),
+    "full": dict(d_model=64, num_heads=4, num_layers=3, d_ff=128, train_sentences=None, epochs=8, lr=2e-3),
+}
+
+
+def reference_kd_recipe(role: str, mode: str, seed: int = 0) -> TaggerRecipe:
+    """The recipe of ``role`` (``scratch`` or ``logit_kd``) in ``mode`` with ``seed``: one shape and budget for both (chapter 07)."""
+    method = check_role(role, REFERENCE_KD_ROLES).method
+    return TaggerRecipe(**_STUDENT[check_mode(mode)], positional="relative", dropout=0.1, warmup_fraction=0.05, batch_size=32, vocab_min_freq=2, threads=2,
+                        method=method, temperature=2.0, alpha=0.5, seed=seed)
+
+
+def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: int) -> TeacherLogitCache:
+    """The reference teacher's logits for ``sentences`` (by index), from disk or computed once and saved (chapter 07)."""
+    key = {"teacher": artefact.provenance["weights_sha256"], "msra": TAGGER_KEY["msra"],
+           "sentences": f"first {len(sentences)}", "max_len": str(max_len)}
+    path = cache_dir() / "models" / f"ner_reference_logits_{len(sentences)}.pt"
+    cached = TeacherLogitCache.load(path, key)
+    if cached is not None:
+        return cached
+    loader = ner_loader(sentences, artefact.vocab, batch_size=128, shuffle=False, max_len=max_len)
+    cache = TeacherLogitCache.build(artefact.model, loader)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache.save(path, key)
+    return cache
+
+
+def reference_student(
+    context: CourseContext,
+    role: str,
+    artefact: Artefact,
+    *,
+    seed: int = 0,
+    corpus: NerCorpus | None = None,
+    progress: bool = True,
+) -> Trained:
+    """Load the cached student of ``role`` and ``seed``, or train it (with the teacher's cached logits) and cache it (chapter 07)."""
+    mode, device = context_mode_and_device(context)
+    recipe = reference_kd_recipe(role, mode, seed)
+    msra = lazy_msra(corpus)
+
+    def train(model: nn.Module, vocab: CharVocab) -> Trained:
+        sentences = training_sentences(msra(), recipe)
+        cache = teacher_logits(artefact, sentences, recipe.max_len) if recipe.method == "logits" else None
+        setup = setup_method(recipe, student=model, teacher=artefact.model, task_loss=tagger_loss, cache=cache)
+        return fit_tagger(model, recipe, sentences, msra().dev, vocab, loss_fn=setup.loss_fn, device=device,
+                          progress=progress, desc=f"{role}, seed {seed}")
+
+    return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe,
+                         build=lambda vocab: build_tagger(recipe, len(vocab)), train=train,
+                         vocab=lambda: artefact.vocab, depends_on={**TAGGER_KEY, "teacher": artefact.path},
+                         device=device)
+
+
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def verdict(kd: list[float], scratch: list[float]) -> str:
+    """What the F1s of the two students allow one to say (chapter 07).
+
+    With one seed nothing can be said; with more, distillation "helps" only when the gap of the
+    means is larger than twice the larger seed-to-seed standard deviation.
+    """
+    if min(len(kd), len(scratch)) < 2:
+        return "one seed each: too few to tell a gap from seed-to-seed noise"
+    gap = statistics.mean(kd) - statistics.mean(scratch)
+    noise = 2 * max(_spread(kd), _spread(scratch))
+    if abs(gap) <= noise:
+        return f"no measurable difference ({100 * gap:+.1f} points, within twice the seed spread)"
+    return f"logit KD {'beats' if gap > 0 else 'loses to'} labels only by {100 * abs(gap):.1f} points"
+
+
+def reference_kd(
+    context: CourseContext,
+    *,
+    seeds: Sequence[int] = (0,),
+    corpus: NerCorpus | None = None,
+    folder: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or load) both students for every seed, score them on the test split beside the teacher (chapter 07).
+
+    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str}``; every F1 is
+    entity-level with Viterbi decoding; ``retention`` is a student's mean F1 over the teacher's
+    (None for a teacher that finds no entity).
+    """
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct seeds, at least one, got {seeds!r}")
+    artefact = reference_teacher() if folder is None else reference_teacher(folder)
+    msra = lazy_msra(corpus)
+    teacher_f1 = artefact.provenance["metrics"]["test_f1"]
+    teacher_parameters = count_parameters(artefact.model)
+    students: dict[str, Any] = {}
+    for role in REFERENCE_KD_ROLES:
+        f1s, seconds, parameters = [], [], 0
+        for seed in seeds:
+            trained = reference_student(context, role, artefact, seed=seed, corpus=corpus, progress=progress)
+            scores = evaluate_tagger(trained.model, scoring_loader(msra().test, artefact.vocab, trained.recipe.max_len))
+            f1s.append(scores["f1"])
+            seconds.append(trained.seconds)
+            parameters = count_parameters(trained.model)
+        students[role] = {"title": REFERENCE_KD_ROLES[role].title, "parameters": parameters,
+                          "size_ratio": round(parameters / teacher_parameters, 4),
+                          "test_f1": [round(f, 4) for f in f1s], "mean_f1": round(statistics.mean(f1s), 4),
+                          "std_f1": round(_spread(f1s), 4),
+                          "retention": round(statistics.mean(f1s) / teacher_f1, 4) if teacher_f1 > 0 else None,
+                          "train_seconds": round(statistics.mean(seconds), 1)}
+    return {"teacher": {"title": "reference teacher (BiLSTM + bigrams, shipped)", "parameters": teacher_parameters,
+                        "test_f1": teacher_f1, "test_f1_argmax": artefact.provenance["metrics"]["test_f1_argmax"],
+                        "train_seconds": artefact.provenance["seconds"], "device": artefact.provenance["device"]},
+            "students": students, "seeds": list(seeds),
+            "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"])}

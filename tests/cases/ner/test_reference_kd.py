@@ -1,0 +1,70 @@
+"""Tests for course_lib.cases.ner.reference_kd: students of the shipped teacher, its cached logits, the seed verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import course_lib.cases.ner.reference_kd as reference_kd_module
+from course_lib.cases.ner.reference import REFERENCE_RECIPE, reference_teacher, train_reference_teacher
+from course_lib.cases.ner.reference_kd import reference_kd, reference_kd_recipe, teacher_logits, verdict
+from course_lib.data import NerCorpus, load_msra
+
+TINY_TEACHER = dataclasses.replace(REFERENCE_RECIPE, d_model=16, lstm_hidden=16, bigram_buckets=256, bigram_dim=8,
+                                   epochs=1, train_sentences=200, batch_size=32, threads=1)
+
+
+@pytest.fixture(scope="module")
+def small():
+    msra = load_msra()
+    return NerCorpus(train=msra.train[:200], dev=msra.dev[:60], test=msra.test[:60])
+
+
+@pytest.fixture
+def tiny_teacher_folder(tmp_path, small):
+    train_reference_teacher(small, TINY_TEACHER, folder=tmp_path, progress=False)
+    return tmp_path
+
+
+def test_both_students_share_one_shape_and_budget_and_differ_only_in_what_they_learn_from():
+    scratch, kd = reference_kd_recipe("scratch", "full"), reference_kd_recipe("logit_kd", "full", seed=2)
+    assert dataclasses.replace(kd, method="labels", seed=0) == scratch
+    assert kd.method == "logits" and kd.positional == "relative"
+    with pytest.raises(ValueError, match="role must be one of"):
+        reference_kd_recipe("teacher", "fast")
+
+
+def test_the_teachers_logits_are_computed_once_and_found_again_by_their_key(tiny_teacher_folder, small, model_cache):
+    artefact = reference_teacher(tiny_teacher_folder)
+    first = teacher_logits(artefact, small.train, 128)
+    assert first.logits.shape == (200, max(len(s) for s in small.train), 7) and first.per_token
+    saved = list((model_cache / "models").glob("ner_reference_logits_*.pt"))
+    assert len(saved) == 1
+    without_teacher = dataclasses.replace(artefact, model=None)  # a second call must not run the teacher
+    assert torch.equal(teacher_logits(without_teacher, small.train, 128).logits, first.logits)
+    other = dataclasses.replace(artefact, provenance={**artefact.provenance, "weights_sha256": "0" * 64})
+    assert teacher_logits(other, small.train, 128).logits.shape == first.logits.shape, "another teacher: computed anew"
+
+
+def test_two_seeds_of_both_students_are_scored_beside_the_teacher(tiny_teacher_folder, small, model_cache, context,
+                                                                  monkeypatch):
+    monkeypatch.setitem(reference_kd_module._STUDENT, "fast",
+                        dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, train_sentences=200, epochs=1, lr=3e-3))
+    table = reference_kd(context, seeds=(0, 1), corpus=small, folder=tiny_teacher_folder, progress=False)
+    assert set(table["students"]) == {"scratch", "logit_kd"} and table["seeds"] == [0, 1]
+    for row in table["students"].values():
+        assert len(row["test_f1"]) == 2 and row["std_f1"] >= 0 and 0 < row["size_ratio"]
+        teacher_f1 = table["teacher"]["test_f1"]
+        assert row["retention"] == (pytest.approx(row["mean_f1"] / teacher_f1, abs=1e-3) if teacher_f1 else None)
+    assert table["verdict"] == verdict(table["students"]["logit_kd"]["test_f1"], table["students"]["scratch"]["test_f1"])
+    with pytest.raises(ValueError, match="distinct seeds"):
+        reference_kd(context, seeds=(0, 0), corpus=small, folder=tiny_teacher_folder)
+
+
+def test_the_verdict_says_no_more_than_the_seeds_allow():
+    assert verdict([0.8], [0.7]).startswith("one seed each")
+    assert verdict([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]) == "logit KD beats labels only by 10.0 points"
+    assert verdict([0.70, 0.71, 0.72], [0.80, 0.82, 0.81]) == "logit KD loses to labels only by 10.0 points"
+    assert verdict([0.80, 0.70, 0.90], [0.78, 0.79, 0.80]).startswith("no measurable difference (+1.0 points")
