@@ -55,3 +55,22 @@ def test_a_method_that_learns_from_a_teacher_needs_one_and_unknown_methods_are_r
         DistillRecipe(method="magic")
     with pytest.raises(ValueError, match="hidden_weight must be a number >= 0"):
         DistillRecipe(hidden_weight=-1)
+
+
+def test_every_parameter_a_method_trains_follows_the_training_loops_move():
+    # The training loop moves the model and a loss that is a module; a projection that is not a
+    # registered submodule would stay behind (on a GPU: "Expected all tensors to be on the same device").
+    from course_lib.train.loop import train
+
+    teacher, student = tagger(16, 2, 0), tagger(8, 1, 1)
+    setup = setup_method(DistillRecipe(method="layers"), student=student, teacher=teacher, task_loss=task_loss)
+    assert isinstance(setup.loss_fn, nn.Module) and setup.extra_parameters
+    setup.loss_fn.to(torch.float64)
+    assert {p.dtype for p in setup.extra_parameters} == {torch.float64}, "every projection is a registered submodule"
+    setup.loss_fn.to(torch.float32)
+    batch = {"input_ids": torch.randint(1, 30, (4, 6)), "mask": torch.ones(4, 6, dtype=torch.bool),
+             "labels": torch.randint(0, 5, (4, 6))}
+    optimizer = torch.optim.SGD([*student.parameters(), *setup.extra_parameters], lr=0.1)
+    before = [p.detach().clone() for p in setup.extra_parameters]
+    train(student, [batch], loss_fn=setup.loss_fn, optimizer=optimizer, epochs=1, device="cpu", progress=False)
+    assert all(not torch.equal(b, p) for b, p in zip(before, setup.extra_parameters)), "the projections are trained"
