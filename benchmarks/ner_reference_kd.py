@@ -30,16 +30,22 @@ def readme_table(payload: dict) -> str:
         f"{recipe['batch_size']}, T = {recipe['temperature']:g}, alpha = {recipe['alpha']:g}; the teacher was "
         f"trained once by `make teachers` in {teacher['train_seconds'] / 60:.0f} min on {teacher['device']})._",
         "",
-        "| model | parameters | size | test F1 (mean ± sd) | per seed | of the teacher |",
-        "|---|---|---|---|---|---|",
-        f"| {teacher['title']} | {teacher['parameters']:,} | 100 % | {100 * teacher['test_f1']:.1f} | | 100 % |",
+        "| model | parameters | size | test F1 (mean ± sd) | per seed | of the teacher | ms/sentence, batch 1 |",
+        "|---|---|---|---|---|---|---|",
+        f"| {teacher['title']} | {teacher['parameters']:,} | 100 % | {100 * teacher['test_f1']:.1f} | | 100 % | "
+        f"{teacher['latency_batch1_ms']:.2f} |",
     ]
     for row in payload["students"].values():
         seeds = " / ".join(f"{100 * f:.1f}" for f in row["test_f1"])
         lines.append(f"| {row['title']} | {row['parameters']:,} | {100 * row['size_ratio']:.1f} % | "
                      f"{100 * row['mean_f1']:.1f} ± {100 * row['std_f1']:.1f} | {seeds} | "
-                     f"{100 * row['retention']:.1f} % |")
-    lines += ["", f"Verdict: {payload['verdict']}."]
+                     f"{100 * row['retention']:.1f} % | {row['latency_batch1_ms']:.2f} |")
+    lines += ["", f"Verdict: {payload['verdict']}.", "", "| goal | target | measured | met |", "|---|---|---|---|"]
+    for check in payload["goals"]:
+        percent = check["goal"] != "logit-KD student: CPU speed-up at batch 1"
+        shown = (lambda v: f"{100 * v:.1f} %") if percent else (lambda v: f"{v:.1f}×")
+        lines.append(f"| {check['goal']} | {shown(check['target'])} | {shown(check['measured'])} | "
+                     f"{'yes' if check['met'] else 'no'} |")
     return "\n".join(lines)
 
 
@@ -50,6 +56,8 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
         print(f"{row['title']:<60} F1 {100 * row['mean_f1']:5.1f} ± {100 * row['std_f1']:.1f}  "
               f"({100 * row['retention']:.1f} % of the teacher)")
     print(table["verdict"])
+    for check in table["goals"]:
+        print(f"  {'met    ' if check['met'] else 'not met'} {check['goal']}: {check['measured']:.3f} (goal {check['target']:g})")
     return {**table, "recipes": {role: reference_kd_recipe(role, args.mode).to_dict() for role in REFERENCE_KD_ROLES},
             "note": "train_seconds of a cached model are those of the run that trained it"}
 

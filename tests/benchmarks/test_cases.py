@@ -98,20 +98,26 @@ def reference_payload() -> dict:
     students = {role: {"title": REFERENCE_KD_ROLES[role].title, "parameters": 400_000, "size_ratio": 0.1077,
                        "test_f1": [0.80, 0.82, 0.81] if role == "logit_kd" else [0.70, 0.71, 0.72],
                        "mean_f1": 0.81 if role == "logit_kd" else 0.71, "std_f1": 0.01,
-                       "retention": 0.9529 if role == "logit_kd" else 0.8353, "train_seconds": 500.0}
+                       "retention": 0.9529 if role == "logit_kd" else 0.8353, "train_seconds": 500.0,
+                       "latency_batch1_ms": 1.2, "latency_batch32_ms": 0.1}
                 for role in REFERENCE_KD_ROLES}
     return {"mode": "full", "device": "cpu: test", "wall_seconds": 3000.0, "seeds": [0, 1, 2],
             "teacher": {"title": "reference teacher", "parameters": 3_712_903, "test_f1": 0.85, "test_f1_argmax": 0.83,
-                        "train_seconds": 2400.0, "device": "cpu, 2 threads"},
+                        "train_seconds": 2400.0, "device": "cpu, 2 threads", "latency_batch1_ms": 6.0},
             "students": students, "verdict": "logit KD beats labels only by 10.0 points",
+            "goals": [{"goal": "reference teacher's test F1", "target": 0.85, "measured": 0.85, "met": True},
+                      {"goal": "logit-KD student: CPU speed-up at batch 1", "target": 5.0, "measured": 5.0, "met": True}],
             "recipes": {role: reference_kd_recipe(role, "full").to_dict() for role in REFERENCE_KD_ROLES}}
 
 
 def test_the_reference_block_has_the_teacher_each_seed_and_the_verdict():
     table = load_benchmark("ner_reference_kd").readme_table(reference_payload())
-    assert "| reference teacher | 3,712,903 | 100 % | 85.0 | | 100 % |" in table
-    assert f"| {REFERENCE_KD_ROLES['logit_kd'].title} | 400,000 | 10.8 % | 81.0 ± 1.0 | 80.0 / 82.0 / 81.0 | 95.3 % |" in table
-    assert "seeds 0, 1, 2" in table and table.endswith("Verdict: logit KD beats labels only by 10.0 points.")
+    assert "| reference teacher | 3,712,903 | 100 % | 85.0 | | 100 % | 6.00 |" in table
+    assert (f"| {REFERENCE_KD_ROLES['logit_kd'].title} | 400,000 | 10.8 % | 81.0 ± 1.0 | 80.0 / 82.0 / 81.0 | 95.3 % | "
+            "1.20 |") in table
+    assert "seeds 0, 1, 2" in table and "Verdict: logit KD beats labels only by 10.0 points." in table
+    assert "| reference teacher's test F1 | 85.0 % | 85.0 % | yes |" in table
+    assert table.endswith("| logit-KD student: CPU speed-up at batch 1 | 5.0× | 5.0× | yes |")
 
 
 @pytest.mark.parametrize("name, payload, marker", [

@@ -92,7 +92,7 @@ def timing_batches(vocab: CharVocab, sentences: Sequence[Sentence]) -> list[dict
     return [collate_ner([(vocab.encode(s.chars), [0] * len(s)) for s in batch]) for batch in ([single], similar)]
 
 
-def _cpu_latencies(
+def cpu_latencies(
     taggers: Mapping[str, tuple[nn.Module, CharVocab]],
     sentences: Sequence[Sentence],
     *,
@@ -100,7 +100,7 @@ def _cpu_latencies(
     seconds_per_round: float = 0.05,
     min_repeats: int = 5,
 ) -> dict[str, tuple[float, float]]:
-    """CPU milliseconds per sentence at batch 1 and at batch 32, on one thread, for each named tagger.
+    """CPU milliseconds per sentence at batch 1 and at batch 32, on one thread, for each named tagger (chapter 07).
 
     Batch 1 is a sentence of median length; batch 32 holds the 32 sentences nearest that length
     (as a server that groups requests by length would batch them). The taggers are timed in
@@ -231,7 +231,7 @@ def compare_ner(
                 context, role, teacher, recipe=recipes.get(role), corpus=corpus, progress=progress
             )
     ordered = [role for role in NER_ROLES if role in models]
-    latencies = _cpu_latencies({role: (models[role].model, models[role].vocab) for role in ordered}, corpus.test,
+    latencies = cpu_latencies({role: (models[role].model, models[role].vocab) for role in ordered}, corpus.test,
                               rounds=latency_rounds)
     rows = {role: _measure_row(role, models[role], corpus.test, latencies[role]) for role in ordered}
     return _NerComparison(mode=context.mode, rows=rows, models=models)

@@ -59,7 +59,7 @@ STUDY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 _BASE = {
     "fast": dict(d_model=32, num_heads=4, num_layers=2, d_ff=64, lstm_hidden=32, train_sentences=1_000, epochs=1,
                  bigram_dim=16),
-    "full": dict(d_model=128, num_heads=4, num_layers=2, d_ff=512, lstm_hidden=128, train_sentences=None, epochs=6,
+    "full": dict(d_model=128, num_heads=4, num_layers=2, d_ff=512, lstm_hidden=128, train_sentences=None, epochs=4,
                  bigram_dim=32),
 }
 
@@ -68,7 +68,7 @@ def study_recipe(variant: str, mode: str) -> TaggerRecipe:
     """The recipe of ``variant`` (one of :data:`STUDY_VARIANTS`) in ``mode``: the shared base plus its one change (chapter 07)."""
     if variant not in STUDY_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(STUDY_VARIANTS)}, got {variant!r}")
-    base = dict(_BASE[check_mode(mode)], lr=1e-3, warmup_fraction=0.1, dropout=0.1, batch_size=32, vocab_min_freq=2,
+    base = dict(_BASE[check_mode(mode)], lr=2e-3, warmup_fraction=0.05, dropout=0.1, batch_size=64, vocab_min_freq=2,
                 threads=2)
     return TaggerRecipe(**{**base, **STUDY_VARIANTS[variant][1]})
 

@@ -17,6 +17,7 @@ spread; :func:`reference_kd` reports mean, spread and the verdict those allow.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
+from course_lib.cases.ner.compare import GoalCheck, cpu_latencies
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.tagger import (
     TAGGER_KEY,
@@ -49,6 +51,8 @@ REFERENCE_KD_ROLES = roles(
     Role("scratch", "student, labels only"),
     Role("logit_kd", "student, labels + the reference teacher's soft targets", "logits"),
 )
+REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.10, "speedup_batch1": 5.0}
+"""The course's goals for the reference teacher and its distilled student (full mode; the verdict covers the seeds)."""
 _STUDENT = {
     "fast": dict(d_model=64, num_heads=4, num_layers=3, d_ff=128, train_sentences=6_000, epochs=2, lr=3e-3),
     "full": dict(d_model=64, num_heads=4, num_layers=3, d_ff=128, train_sentences=None, epochs=8, lr=2e-3),
@@ -123,19 +127,36 @@ def verdict(kd: list[float], scratch: list[float]) -> str:
     return f"logit KD {'beats' if gap > 0 else 'loses to'} labels only by {100 * abs(gap):.1f} points"
 
 
+def goal_checks(table: dict[str, Any]) -> list[GoalCheck]:
+    """The reference teacher and its logit-KD student against :data:`REFERENCE_GOALS` (chapter 07)."""
+    teacher, student = table["teacher"], table["students"]["logit_kd"]
+    measured = {"teacher_f1": teacher["test_f1"], "retention": student["retention"] or 0.0,
+                "parameter_ratio": student["size_ratio"],
+                "speedup_batch1": teacher["latency_batch1_ms"] / student["latency_batch1_ms"]}
+    names = {"teacher_f1": "reference teacher's test F1", "retention": "logit-KD student: share of the teacher's F1",
+             "parameter_ratio": "logit-KD student: parameters / teacher's",
+             "speedup_batch1": "logit-KD student: CPU speed-up at batch 1"}
+    return [GoalCheck(goal=names[key], target=target, measured=round(measured[key], 4),
+                      met=measured[key] <= target if key == "parameter_ratio" else measured[key] >= target)
+            for key, target in REFERENCE_GOALS.items()]
+
+
 def reference_kd(
     context: CourseContext,
     *,
     seeds: Sequence[int] = (0,),
     corpus: NerCorpus | None = None,
     folder: Path | None = None,
+    latency_rounds: int = 30,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train (or load) both students for every seed, score them on the test split beside the teacher (chapter 07).
 
-    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str}``; every F1 is
-    entity-level with Viterbi decoding; ``retention`` is a student's mean F1 over the teacher's
-    (None for a teacher that finds no entity).
+    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str, "goals": [...]}``;
+    every F1 is entity-level with Viterbi decoding; ``retention`` is a student's mean F1 over
+    the teacher's (None for a teacher that finds no entity); latencies are CPU milliseconds per
+    sentence on one thread (:func:`~course_lib.cases.ner.compare.cpu_latencies`, the first seed's
+    student).
     """
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct seeds, at least one, got {seeds!r}")
@@ -144,6 +165,7 @@ def reference_kd(
     teacher_f1 = artefact.provenance["metrics"]["test_f1"]
     teacher_parameters = count_parameters(artefact.model)
     students: dict[str, Any] = {}
+    timed: dict[str, tuple[nn.Module, CharVocab]] = {"teacher": (artefact.model, artefact.vocab)}
     for role in REFERENCE_KD_ROLES:
         f1s, seconds, parameters = [], [], 0
         for seed in seeds:
@@ -152,14 +174,22 @@ def reference_kd(
             f1s.append(scores["f1"])
             seconds.append(trained.seconds)
             parameters = count_parameters(trained.model)
+            timed.setdefault(role, (trained.model, artefact.vocab))
         students[role] = {"title": REFERENCE_KD_ROLES[role].title, "parameters": parameters,
                           "size_ratio": round(parameters / teacher_parameters, 4),
                           "test_f1": [round(f, 4) for f in f1s], "mean_f1": round(statistics.mean(f1s), 4),
                           "std_f1": round(_spread(f1s), 4),
                           "retention": round(statistics.mean(f1s) / teacher_f1, 4) if teacher_f1 > 0 else None,
                           "train_seconds": round(statistics.mean(seconds), 1)}
-    return {"teacher": {"title": "reference teacher (BiLSTM + bigrams, shipped)", "parameters": teacher_parameters,
-                        "test_f1": teacher_f1, "test_f1_argmax": artefact.provenance["metrics"]["test_f1_argmax"],
-                        "train_seconds": artefact.provenance["seconds"], "device": artefact.provenance["device"]},
-            "students": students, "seeds": list(seeds),
-            "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"])}
+    latency = cpu_latencies(timed, msra().test, rounds=latency_rounds)
+    for role, row in students.items():
+        row["latency_batch1_ms"], row["latency_batch32_ms"] = (round(ms, 3) for ms in latency[role])
+    table = {"teacher": {"title": "reference teacher (BiLSTM + bigrams, shipped)", "parameters": teacher_parameters,
+                         "test_f1": teacher_f1, "test_f1_argmax": artefact.provenance["metrics"]["test_f1_argmax"],
+                         "latency_batch1_ms": round(latency["teacher"][0], 3),
+                         "latency_batch32_ms": round(latency["teacher"][1], 3),
+                         "train_seconds": artefact.provenance["seconds"], "device": artefact.provenance["device"]},
+             "students": students, "seeds": list(seeds),
+             "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"])}
+    table["goals"] = [dataclasses.asdict(check) for check in goal_checks(table)]
+    return table

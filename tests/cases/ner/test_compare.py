@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from course_lib.data import LABEL2ID, LABELS, NerCorpus, Sentence, load_msra
-from course_lib.cases.ner.compare import GOALS, _NerComparison, _NerRow, compare_ner, _cpu_latencies
+from course_lib.cases.ner.compare import GOALS, _NerComparison, _NerRow, compare_ner, cpu_latencies
 from course_lib.cases.ner.compare import _split_scores
 from course_lib.nn.transformer import ModelOutput
 from tests.cases.ner.test_models import STUDENTS, TEACHER
@@ -96,12 +96,12 @@ def test_cpu_latency_times_one_sentence_and_a_batch_of_32():
     vocab = CharVocab.build(corpus.train[:100])
     model = TokenTagger(TransformerConfig(vocab_size=len(vocab), d_model=16, num_heads=2, num_layers=1, d_ff=32,
                                           max_len=128), num_labels=len(LABELS))
-    both = _cpu_latencies({"a": (model, vocab), "b": (model, vocab)}, corpus.test[:40], rounds=2,
+    both = cpu_latencies({"a": (model, vocab), "b": (model, vocab)}, corpus.test[:40], rounds=2,
                           seconds_per_round=0.01)
     assert set(both) == {"a", "b"} and all(0 < batch32 < batch1 for batch1, batch32 in both.values()), \
         "a batch of 32 shares the per-call cost: less time per sentence"
     with pytest.raises(ValueError, match="at least 32"):
-        _cpu_latencies({"a": (model, vocab)}, corpus.test[:10])
+        cpu_latencies({"a": (model, vocab)}, corpus.test[:10])
 
 
 def test_compare_ner_measures_every_role_it_trains(model_cache, context):

@@ -9,7 +9,7 @@ import torch
 
 import course_lib.cases.ner.reference_kd as reference_kd_module
 from course_lib.cases.ner.reference import REFERENCE_RECIPE, reference_teacher, train_reference_teacher
-from course_lib.cases.ner.reference_kd import reference_kd, reference_kd_recipe, teacher_logits, verdict
+from course_lib.cases.ner.reference_kd import goal_checks, reference_kd, reference_kd_recipe, teacher_logits, verdict
 from course_lib.data import NerCorpus, load_msra
 
 TINY_TEACHER = dataclasses.replace(REFERENCE_RECIPE, d_model=16, lstm_hidden=16, bigram_buckets=256, bigram_dim=8,
@@ -52,15 +52,28 @@ def test_two_seeds_of_both_students_are_scored_beside_the_teacher(tiny_teacher_f
                                                                   monkeypatch):
     monkeypatch.setitem(reference_kd_module._STUDENT, "fast",
                         dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, train_sentences=200, epochs=1, lr=3e-3))
-    table = reference_kd(context, seeds=(0, 1), corpus=small, folder=tiny_teacher_folder, progress=False)
+    table = reference_kd(context, seeds=(0, 1), corpus=small, folder=tiny_teacher_folder, latency_rounds=2,
+                         progress=False)
     assert set(table["students"]) == {"scratch", "logit_kd"} and table["seeds"] == [0, 1]
     for row in table["students"].values():
         assert len(row["test_f1"]) == 2 and row["std_f1"] >= 0 and 0 < row["size_ratio"]
         teacher_f1 = table["teacher"]["test_f1"]
         assert row["retention"] == (pytest.approx(row["mean_f1"] / teacher_f1, abs=1e-3) if teacher_f1 else None)
+    assert table["teacher"]["latency_batch1_ms"] > 0 and all(row["latency_batch32_ms"] > 0 for row in table["students"].values())
+    assert [goal["goal"] for goal in table["goals"]][0] == "reference teacher's test F1"
     assert table["verdict"] == verdict(table["students"]["logit_kd"]["test_f1"], table["students"]["scratch"]["test_f1"])
     with pytest.raises(ValueError, match="distinct seeds"):
         reference_kd(context, seeds=(0, 0), corpus=small, folder=tiny_teacher_folder)
+
+
+def test_the_goals_compare_the_teacher_and_the_distilled_student_with_their_targets():
+    table = {"teacher": {"test_f1": 0.88, "latency_batch1_ms": 6.0},
+             "students": {"logit_kd": {"retention": 0.96, "size_ratio": 0.11, "latency_batch1_ms": 1.0}}}
+    checks = {check.goal: (check.measured, check.met) for check in goal_checks(table)}
+    assert checks == {"reference teacher's test F1": (0.88, True),
+                      "logit-KD student: share of the teacher's F1": (0.96, True),
+                      "logit-KD student: parameters / teacher's": (0.11, False),
+                      "logit-KD student: CPU speed-up at batch 1": (6.0, True)}
 
 
 def test_the_verdict_says_no_more_than_the_seeds_allow():
