@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import argparse
 
-from course_lib.cases.ner.reference_kd import REFERENCE_KD_ROLES, reference_kd, reference_kd_recipe
+from course_lib.cases.ner.reference_kd import (
+    REFERENCE_KD_ROLES,
+    reference_kd,
+    reference_kd_recipe,
+)
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark
 from course_lib.data import load_msra

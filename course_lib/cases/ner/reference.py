@@ -30,7 +30,13 @@ from course_lib.data import LABELS, CharVocab, NerCorpus, load_msra
 from course_lib.data.msra import MSRA_SOURCE
 from course_lib.nn.rnn import BiLSTMConfig, BiLSTMTagger
 from course_lib.nn.transformer import TokenTagger, TransformerConfig
-from course_lib.train.artefact import ARTEFACT_DIR, Artefact, ArtefactError, load_artefact, save_artefact
+from course_lib.train.artefact import (
+    ARTEFACT_DIR,
+    Artefact,
+    ArtefactError,
+    load_artefact,
+    save_artefact,
+)
 from course_lib.train.tagging import evaluate_tagger
 
 ARTEFACT_NAME = "ner_teacher"

@@ -17,7 +17,12 @@ from course_lib.cases.ner.reference import (
 )
 from course_lib.cases.teachers import main as teachers_main
 from course_lib.data import NerCorpus, load_msra
-from course_lib.train.artefact import ARTEFACT_DIR, MAX_TOTAL_BYTES, ArtefactError, read_provenance
+from course_lib.train.artefact import (
+    ARTEFACT_DIR,
+    MAX_TOTAL_BYTES,
+    ArtefactError,
+    read_provenance,
+)
 
 TINY = dataclasses.replace(REFERENCE_RECIPE, d_model=16, lstm_hidden=16, bigram_buckets=256, bigram_dim=8, epochs=1,
                            train_sentences=300, batch_size=32, threads=1)

@@ -8,8 +8,18 @@ import pytest
 import torch
 
 import course_lib.cases.ner.reference_kd as reference_kd_module
-from course_lib.cases.ner.reference import REFERENCE_RECIPE, reference_teacher, train_reference_teacher
-from course_lib.cases.ner.reference_kd import goal_checks, reference_kd, reference_kd_recipe, teacher_logits, verdict
+from course_lib.cases.ner.reference import (
+    REFERENCE_RECIPE,
+    reference_teacher,
+    train_reference_teacher,
+)
+from course_lib.cases.ner.reference_kd import (
+    goal_checks,
+    reference_kd,
+    reference_kd_recipe,
+    teacher_logits,
+    verdict,
+)
 from course_lib.data import NerCorpus, load_msra
 
 TINY_TEACHER = dataclasses.replace(REFERENCE_RECIPE, d_model=16, lstm_hidden=16, bigram_buckets=256, bigram_dim=8,
