@@ -149,6 +149,20 @@ def split_profile(sentences: Sequence[Sentence]) -> dict[str, int]:
     }
 
 
+def seen_entity_share(train: Sequence[Sentence], other: Sequence[Sentence]) -> float:
+    """The share of ``other``'s entities whose text and type occur as an entity in ``train`` (chapter 07).
+
+    A split drawn from the training file (the course's dev set: every 20th sentence) shares
+    articles, and so names, with the training sentences; the official test split does less. The
+    more entities a split has already seen, the more its F1 rewards memory over generalisation.
+    """
+    known = {(text, kind) for s in train for text, kind, _, _ in extract_entities(s.chars, s.tags)}
+    entities = [(text, kind) for s in other for text, kind, _, _ in extract_entities(s.chars, s.tags)]
+    if not entities:
+        raise ValueError("the sentences hold no entity: there is no share to measure")
+    return sum(entity in known for entity in entities) / len(entities)
+
+
 def _msra_path() -> Path:
     """Where the MSRA text lives in the cache."""
     return cache_dir() / "msra" / "dh_msra.txt"

@@ -14,7 +14,7 @@ from course_lib.data import (
     read_bio_file,
     split_official,
 )
-from course_lib.data.msra import split_profile
+from course_lib.data.msra import seen_entity_share, split_profile
 
 TINY = "中\tB-ORG\n共\tI-ORG\n好\tO\n\n张\tB-PER\n三\tI-PER\n在\tO\n京\tB-LOC\n\n\n好\tO\n"
 
@@ -120,6 +120,20 @@ def test_split_profile_counts_cut_sentences_and_cut_entities():
                                         "starts_inside_entity": 1, "entities": 3}
     with pytest.raises(ValueError, match="empty"):
         split_profile([])
+
+
+def test_seen_entity_share_counts_entities_of_the_same_text_and_type():
+    train = [Sentence(list("张三在北京"), ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"])]
+    other = [Sentence(list("北京张三"), ["B-ORG", "I-ORG", "B-PER", "I-PER"]), Sentence(list("李四"), ["B-PER", "I-PER"])]
+    assert seen_entity_share(train, other) == pytest.approx(1 / 3), "北京 as an ORG was never seen; 李四 not at all"
+    with pytest.raises(ValueError, match="no entity"):
+        seen_entity_share(train, [Sentence(list("好"), ["O"])])
+
+
+def test_the_course_dev_split_has_seen_more_of_its_entities_than_the_official_test_split():
+    corpus = load_msra()
+    dev, test = seen_entity_share(corpus.train, corpus.dev), seen_entity_share(corpus.train, corpus.test)
+    assert dev == pytest.approx(0.845, abs=0.001) and test == pytest.approx(0.714, abs=0.001)
 
 
 def test_the_packaged_msra_cuts_long_sentences_so_its_test_split_is_longer_than_the_published_one():

@@ -55,9 +55,9 @@ REFERENCE_KD_ROLES = roles(
 REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.10, "speedup_batch1": 5.0}
 """The course's goals for the reference teacher and its distilled student (full mode; the verdict covers the seeds)."""
 _STUDENT = {
-    "fast": dict(d_model=64, num_heads=4, num_layers=3, d_ff=128, train_sentences=6_000, epochs=2, batch_size=32,
+    "fast": dict(d_model=64, num_heads=4, num_layers=3, d_ff=120, train_sentences=6_000, epochs=2, batch_size=32,
                  lr=3e-3),
-    "full": dict(d_model=64, num_heads=4, num_layers=3, d_ff=128, train_sentences=None, epochs=6, batch_size=64,
+    "full": dict(d_model=64, num_heads=4, num_layers=3, d_ff=120, train_sentences=None, epochs=6, batch_size=64,
                  lr=3e-3),
 }
 
