@@ -59,7 +59,7 @@ STUDY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 _BASE = {
     "fast": dict(d_model=32, num_heads=4, num_layers=2, d_ff=64, lstm_hidden=32, train_sentences=1_000, epochs=1,
                  bigram_dim=16),
-    "full": dict(d_model=128, num_heads=4, num_layers=2, d_ff=512, lstm_hidden=128, train_sentences=None, epochs=4,
+    "full": dict(d_model=128, num_heads=4, num_layers=2, d_ff=512, lstm_hidden=128, train_sentences=None, epochs=3,
                  bigram_dim=32),
 }
 
