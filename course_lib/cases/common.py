@@ -5,14 +5,16 @@ students, each with a title and a distillation method — are one :data:`_Roles`
 come from a teacher's shape and budget per mode and a student's shape
 (:func:`role_recipe`); :func:`teacher_then_students` trains the teacher first and hands it to every
 student; :func:`batch1_latency` times every model the same way on one CPU thread; :func:`rounded`
-writes the measured rows into a results file.
+writes the measured rows into a results file; :func:`seed_verdict` says what scores over several
+seeds allow one to claim.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -119,3 +121,27 @@ def rounded(value: Any, digits: int = 4) -> Any:
     if isinstance(value, (list, tuple)):
         return [rounded(item, digits) for item in value]
     return value
+
+
+def seed_spread(values: Sequence[float]) -> float:
+    """The sample standard deviation of one score over seeds (0 for a single seed) (chapter 06)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def seed_verdict(first: Sequence[float], second: Sequence[float], *, names: tuple[str, str], unit: str,
+                 scale: float = 1.0, lower_is_better: bool = False) -> str:
+    """What per-seed scores of two models allow one to say about the first against the second (chapter 06).
+
+    With one seed each nothing can be said; with more, "beats" or "loses to" only when the gap
+    of the means is larger than twice the larger seed-to-seed standard deviation, and "no
+    measurable difference" otherwise. ``scale`` turns scores into ``unit`` (100 for F1 in
+    points); ``lower_is_better`` is for error counts.
+    """
+    if min(len(first), len(second)) < 2:
+        return "one seed each: too few to tell a gap from seed-to-seed noise"
+    gap = scale * (statistics.mean(first) - statistics.mean(second))
+    noise = 2 * scale * max(seed_spread(first), seed_spread(second))
+    if abs(gap) <= noise:
+        return f"no measurable difference ({gap:+.1f} {unit}, within twice the seed spread)"
+    better = gap < 0 if lower_is_better else gap > 0
+    return f"{names[0]} {'beats' if better else 'loses to'} {names[1]} by {abs(gap):.1f} {unit}"

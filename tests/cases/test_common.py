@@ -15,6 +15,8 @@ from course_lib.cases.common import (
     role_recipe,
     roles,
     rounded,
+    seed_spread,
+    seed_verdict,
     teacher_then_students,
 )
 from course_lib.kd.methods import DistillRecipe
@@ -74,3 +76,17 @@ def test_rounded_turns_rows_into_plain_rounded_data():
 
     assert rounded(Row(0.123456, [1 / 3], "x")) == {"score": 0.1235, "curve": [0.3333], "name": "x"}
     assert rounded({"a": (0.55555, 2)}, digits=2) == {"a": [0.56, 2]}
+
+
+def test_seed_verdict_claims_a_gap_only_beyond_twice_the_seed_spread():
+    names = ("A", "B")
+    assert seed_verdict([0.9], [0.5], names=names, unit="points", scale=100).startswith("one seed each")
+    assert seed_verdict([0.80, 0.82, 0.81], [0.70, 0.71, 0.72], names=names, unit="points",
+                        scale=100) == "A beats B by 10.0 points"
+    assert seed_verdict([60, 61, 62], [70, 71, 72], names=names, unit="errors",
+                        lower_is_better=True) == "A beats B by 10.0 errors"
+    assert seed_verdict([70, 71, 72], [60, 61, 62], names=names, unit="errors",
+                        lower_is_better=True) == "A loses to B by 10.0 errors"
+    assert seed_verdict([70, 80, 90], [79, 80, 81], names=names, unit="errors").startswith(
+        "no measurable difference (+0.0 errors")
+    assert seed_spread([1.0]) == 0.0 and seed_spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)

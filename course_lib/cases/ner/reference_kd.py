@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from course_lib.cases.common import Role, check_role, roles
+from course_lib.cases.common import Role, check_role, roles, seed_spread, seed_verdict
 from course_lib.cases.ner.compare import GoalCheck, cpu_latencies
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.tagger import (
@@ -111,23 +111,12 @@ def reference_student(
                          device=device)
 
 
-def _spread(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def verdict(kd: list[float], scratch: list[float]) -> str:
-    """What the F1s of the two students allow one to say (chapter 07).
+    """What the F1s of the two students allow one to say, in points of F1 (chapter 07).
 
-    With one seed nothing can be said; with more, distillation "helps" only when the gap of the
-    means is larger than twice the larger seed-to-seed standard deviation.
+    :func:`~course_lib.cases.common.seed_verdict`: "beats" only beyond twice the seed spread.
     """
-    if min(len(kd), len(scratch)) < 2:
-        return "one seed each: too few to tell a gap from seed-to-seed noise"
-    gap = statistics.mean(kd) - statistics.mean(scratch)
-    noise = 2 * max(_spread(kd), _spread(scratch))
-    if abs(gap) <= noise:
-        return f"no measurable difference ({100 * gap:+.1f} points, within twice the seed spread)"
-    return f"logit KD {'beats' if gap > 0 else 'loses to'} labels only by {100 * abs(gap):.1f} points"
+    return seed_verdict(kd, scratch, names=("logit KD", "labels only"), unit="points", scale=100)
 
 
 def goal_checks(table: dict[str, Any]) -> list[GoalCheck]:
@@ -181,7 +170,7 @@ def reference_kd(
         students[role] = {"title": REFERENCE_KD_ROLES[role].title, "parameters": parameters,
                           "size_ratio": round(parameters / teacher_parameters, 4),
                           "test_f1": [round(f, 4) for f in f1s], "mean_f1": round(statistics.mean(f1s), 4),
-                          "std_f1": round(_spread(f1s), 4),
+                          "std_f1": round(seed_spread(f1s), 4),
                           "retention": round(statistics.mean(f1s) / teacher_f1, 4) if teacher_f1 > 0 else None,
                           "train_seconds": round(statistics.mean(seconds), 1)}
     latency = cpu_latencies(timed, msra().test, rounds=latency_rounds)
