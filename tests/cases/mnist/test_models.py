@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from course_lib.data import load_mnist, mnist_tensors
-from course_lib.nn.mlp import student_config, teacher_config
 from course_lib.cases.mnist.models import MNIST_ROLES, MnistRecipe, mnist_model, mnist_recipe
+from course_lib.data import load_mnist, mnist_tensors
+from course_lib.nn.cnn import ConvNet, ConvNetConfig
+from course_lib.nn.mlp import MLP, student_config, teacher_config
 from course_lib.train.cache import model_path
 from course_lib.train.fit import Trained
 
@@ -74,7 +75,8 @@ def test_training_repeats_exactly_with_the_same_seed(data, model_cache, context)
 
 def test_the_course_recipes_differ_only_where_the_paper_varies():
     for mode in ("fast", "full"):
-        teacher, scratch, jitter = (mnist_recipe(role, mode) for role in MNIST_ROLES)
+        teacher, scratch, jitter = (mnist_recipe(role, mode) for role in ("teacher", "student_scratch",
+                                                                          "student_scratch_jitter"))
         assert teacher.model_config() == teacher_config() and teacher.max_shift == 2
         assert scratch.model_config() == student_config() and scratch.max_shift == 0
         assert jitter.model_config() == student_config() and jitter.max_shift == teacher.max_shift
@@ -87,6 +89,27 @@ def test_the_course_recipes_differ_only_where_the_paper_varies():
     assert mnist_recipe("student_scratch", "full").train_size is None
 
 
+def test_the_cnn_teacher_is_a_convnet_with_the_students_jitter_and_all_the_digits():
+    assert list(MNIST_ROLES)[0] == "teacher" and "teacher_cnn" in MNIST_ROLES
+    for mode in ("fast", "full"):
+        cnn = mnist_recipe("teacher_cnn", mode)
+        assert cnn.model_config() == ConvNetConfig() and cnn.max_shift == mnist_recipe("teacher", mode).max_shift
+        assert cnn.train_size is None and cnn.max_norm is None and cnn.input_dropout == 0.0
+    assert mnist_recipe("teacher_cnn", "full").epochs > mnist_recipe("teacher_cnn", "fast").epochs
+    assert MnistRecipe(**mnist_recipe("teacher_cnn", "full").to_dict()) == mnist_recipe("teacher_cnn", "full")
+
+
+def test_a_convolutional_recipe_trains_a_convnet_without_max_norm(data, model_cache, context):
+    recipe = dataclasses.replace(mnist_recipe("teacher_cnn", "fast"), channels=(2, 4), hidden=(8,), epochs=1,
+                                 train_size=300, batch_size=64)
+    trained = mnist_model(context, "teacher_cnn", recipe=recipe, data=data, progress=False)
+    assert isinstance(trained.model, ConvNet) and trained.model.config.channels == (2, 4)
+    assert trained.path.name == "mnist_teacher_cnn_fast.safetensors"
+    assert 0 <= trained.metrics["test_errors"] <= 10_000
+    assert isinstance(mnist_model(context, "student_scratch", recipe=dataclasses.replace(recipe, channels=(), hidden=(8,),
+                                  dropout=0.0), data=data, progress=False).model, MLP)
+
+
 def test_recipes_round_trip_through_their_dict():
     recipe = mnist_recipe("teacher", "full")
     assert recipe.to_dict()["hidden"] == [1200, 1200]
@@ -97,6 +120,9 @@ def test_recipes_round_trip_through_their_dict():
     ("kwargs", "message"),
     [
         ({"hidden": ()}, "at least one hidden layer"),
+        ({"channels": (4, 8), "hidden": (8, 8)}, "one hidden layer"),
+        ({"channels": (4, 8), "hidden": (8,), "max_norm": 3.0}, "neither input_dropout nor max_norm"),
+        ({"channels": (4,), "hidden": (8,)}, "widths of the two convolutions"),
         ({"dropout": 1.0}, r"dropout \(a drop probability\) must be a number"),
         ({"max_shift": -1}, r"max_shift \(pixels of jitter\) must be an int >= 0"),
         ({"train_size": 0}, r"train_size \(or None for all 60,000 digits\) must be a positive int or None"),
