@@ -1,6 +1,6 @@
 """Real course data, offline-first: MNIST, MSRA NER and news sentiment from PyPI packages, Tang poetry from npm."""
 
-from course_lib.data.augment import JitteredBatches, jitter
+from course_lib.data.augment import JitteredBatches, every_view, jitter, views_per_image
 from course_lib.data.batching import BUCKET_POOL, LengthBucketSampler, bucketed_ner_loader, lm_batch
 from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
 from course_lib.data.inews import INEWS_LABELS, NewsCorpus, NewsItem, load_inews
@@ -28,7 +28,7 @@ __all__ = [
     "BUCKET_POOL", "LengthBucketSampler", "bucketed_ner_loader", "lm_batch",
     "CACHE_ENV", "OFFLINE_ENV", "DataError", "cache_dir",
     "MnistData", "load_mnist", "mnist_tensors", "read_idx",
-    "JitteredBatches", "jitter",
+    "JitteredBatches", "every_view", "jitter", "views_per_image",
     "ID2LABEL", "IGNORE_INDEX", "LABEL2ID", "LABELS", "CharVocab", "NerCorpus", "NerDataset",
     "Sentence", "collate_ner", "extract_entities", "load_msra", "ner_loader", "read_bio_file", "split_official",
     "INEWS_LABELS", "NewsCorpus", "NewsItem", "load_inews",

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from course_lib import checks
 
-
 _SIDE = 28  # a flattened (N, 784) batch holds 28x28 MNIST images
 
 
@@ -37,6 +36,34 @@ def _as_image_stack(images: Tensor) -> Tensor:
     if images.ndim == 2 and images.shape[1] == _SIDE * _SIDE:
         return images.reshape(images.shape[0], _SIDE, _SIDE)
     raise ValueError(f"jitter expects {accepted}, got shape {tuple(images.shape)}")
+
+
+def views_per_image(max_shift: int) -> int:
+    """How many different jittered versions of one image shifts of up to ``max_shift`` pixels make: (2·max_shift + 1)² (chapter 06)."""
+    max_shift = checks.int_at_least("max_shift (pixels)", max_shift, 0)
+    return (2 * max_shift + 1) ** 2
+
+
+def _view_codes(offsets: Tensor, max_shift: int) -> Tensor:
+    """Each (dx, dy) offset as one number in ``[0, views_per_image)``: (dy + m)·(2m + 1) + (dx + m)."""
+    return (offsets[:, 1] + max_shift) * (2 * max_shift + 1) + (offsets[:, 0] + max_shift)
+
+
+def _shift(stack: Tensor, offsets: Tensor, max_shift: int) -> Tensor:
+    """Move each image of ``stack`` (N, H, W) by its (dx, dy) row of ``offsets``, zero fill."""
+    n, height, width = stack.shape
+    padded = torch.nn.functional.pad(stack, (max_shift, max_shift, max_shift, max_shift))
+    # out[y, x] = image[y - dy, x - dx] = padded[y - dy + max_shift, x - dx + max_shift]
+    rows = torch.arange(height, device=stack.device) + (max_shift - offsets[:, 1:2])
+    cols = torch.arange(width, device=stack.device) + (max_shift - offsets[:, 0:1])
+    batch = torch.arange(n, device=stack.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def _random_offsets(n: int, max_shift: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator,
+                            device=generator.device if generator is not None else device)
+    return offsets.to(device)
 
 
 def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
@@ -53,21 +80,29 @@ def jitter(images: Tensor, max_shift: int = 2, generator: torch.Generator | None
     stack = _as_image_stack(images)
     if max_shift == 0:
         return images.clone()
-    n, height, width = stack.shape
-    offsets = torch.randint(
-        -max_shift,
-        max_shift + 1,
-        (n, 2),
-        generator=generator,
-        device=generator.device if generator is not None else images.device,
-    ).to(images.device)
-    padded = torch.nn.functional.pad(stack, (max_shift, max_shift, max_shift, max_shift))
-    # out[y, x] = image[y - dy, x - dx] = padded[y - dy + max_shift, x - dx + max_shift]
-    rows = torch.arange(height, device=images.device) + (max_shift - offsets[:, 1:2])
-    cols = torch.arange(width, device=images.device) + (max_shift - offsets[:, 0:1])
-    batch = torch.arange(n, device=images.device)[:, None, None]
-    shifted = padded[batch, rows[:, :, None], cols[:, None, :]]
-    return shifted.reshape(images.shape)
+    offsets = _random_offsets(stack.shape[0], max_shift, generator, images.device)
+    return _shift(stack, offsets, max_shift).reshape(images.shape)
+
+
+def every_view(images: Tensor, labels: Tensor, max_shift: int, batch_size: int = 1000) -> Iterator[tuple[Tensor, ...]]:
+    """Every jittered version of every image once, as batches ``(images, labels, view)`` (chapter 06).
+
+    A shift of up to ``max_shift`` pixels makes only :func:`views_per_image` versions of a digit
+    (25 for 2 px), so a frozen teacher can be run on all of them once and its logits looked up
+    by ``view`` = image index · views_per_image + offset code — the number
+    :class:`JitteredBatches` with ``with_views`` gives each example it serves.
+    """
+    stack = _as_image_stack(images)
+    count = views_per_image(max_shift)
+    span = torch.arange(-max_shift, max_shift + 1, device=images.device)
+    grid = torch.stack([span.repeat(len(span)), span.repeat_interleave(len(span))], dim=1)  # (dx, dy), dy-major
+    for code in range(count):
+        for start in range(0, stack.shape[0], batch_size):
+            part = stack[start : start + batch_size]
+            offsets = grid[code].expand(part.shape[0], 2)
+            index = torch.arange(start, start + part.shape[0], device=images.device)
+            yield (_shift(part, offsets, max_shift).reshape(part.shape[0], *images.shape[1:]),
+                   labels[start : start + part.shape[0]], index * count + code)
 
 
 class JitteredBatches:
@@ -78,7 +113,10 @@ class JitteredBatches:
     training run repeats exactly while its epochs differ. The last batch may be smaller.
     Batches stay on the tensors' device; put the tensors on the GPU once to train there.
     With ``with_index`` each batch is ``(images, labels, index)``, ``index`` holding the
-    examples' positions in ``images`` (what a teacher-logit cache is keyed by).
+    examples' positions in ``images`` (what a teacher-logit cache is keyed by); with
+    ``with_views`` the third entry is instead each example's view number (its position ·
+    :func:`views_per_image` + the code of its shift), the key of a cache built by
+    :func:`every_view`. Either way the shifts drawn are the same, so a run repeats exactly.
     """
 
     def __init__(
@@ -91,6 +129,7 @@ class JitteredBatches:
         shuffle: bool = True,
         seed: int = 0,
         with_index: bool = False,
+        with_views: bool = False,
     ) -> None:
         if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
             raise TypeError(
@@ -111,6 +150,9 @@ class JitteredBatches:
         self.max_shift = checks.int_at_least("max_shift (pixels)", max_shift, 0)
         self.shuffle = bool(shuffle)
         self.with_index = bool(with_index)
+        self.with_views = bool(with_views)
+        if self.with_index and self.with_views:
+            raise ValueError("choose with_index (keyed by example) or with_views (keyed by jittered view), not both")
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -124,7 +166,17 @@ class JitteredBatches:
             order = torch.arange(n, device=self.images.device)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
-            images = self.images[index]
-            if self.max_shift:
-                images = jitter(images, self.max_shift, generator=self.generator)
-            yield (images, self.labels[index], index) if self.with_index else (images, self.labels[index])
+            images, labels = self.images[index], self.labels[index]
+            if not self.max_shift:
+                view = index
+            else:
+                stack = _as_image_stack(images)
+                offsets = _random_offsets(stack.shape[0], self.max_shift, self.generator, images.device)
+                images = _shift(stack, offsets, self.max_shift).reshape(images.shape)
+                view = index * views_per_image(self.max_shift) + _view_codes(offsets, self.max_shift)
+            if self.with_views:
+                yield images, labels, view
+            elif self.with_index:
+                yield images, labels, index
+            else:
+                yield images, labels

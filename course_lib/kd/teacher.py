@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from course_lib.files import atomic_path
 
@@ -86,22 +87,25 @@ class TeacherLogitCache:
     ) -> TeacherLogitCache:
         """Run the frozen ``teacher`` over ``batches`` once and store each row by ``batch["index"]``."""
         teacher = frozen(teacher)
-        rows: dict[int, Tensor] = {}
+        chunks: list[tuple[Tensor, Tensor]] = []
         for batch in map(batch_fields, batches):
             if "index" not in batch:
                 raise KeyError("each batch needs an 'index' entry (the dataset index of every example)")
             moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-            logits = forward(teacher, moved).detach().cpu()
-            for position, index in enumerate(batch["index"].tolist()):
-                rows[index] = logits[position]
-        if not rows:
+            chunks.append((torch.as_tensor(batch["index"]).reshape(-1).cpu(), forward(teacher, moved).detach().cpu()))
+        if not chunks:
             raise ValueError("batches is empty: there is nothing to cache")
-        if sorted(rows) != list(range(len(rows))):
-            raise ValueError(f"the batches must cover dataset indices 0..{len(rows) - 1} exactly once each")
-        ordered = [rows[i] for i in range(len(rows))]
-        if ordered[0].dim() == 2:  # token logits (length, classes): sentences differ in length
-            ordered = list(torch.nn.utils.rnn.pad_sequence(ordered, batch_first=True))
-        return cls(torch.stack(ordered))
+        index = torch.cat([i for i, _ in chunks]).long()
+        if index.min() < 0 or not torch.equal(torch.bincount(index), torch.ones(index.numel(), dtype=torch.long)):
+            raise ValueError(f"the batches must cover dataset indices 0..{index.numel() - 1} exactly once each")
+        if chunks[0][1].dim() == 3:  # token logits (batch, length, classes): pad every batch to the longest
+            width = max(logits.shape[1] for _, logits in chunks)
+            logits = torch.cat([F.pad(part, (0, 0, 0, width - part.shape[1])) for _, part in chunks])
+        else:
+            logits = torch.cat([part for _, part in chunks])
+        ordered = torch.empty_like(logits)
+        ordered[index] = logits
+        return cls(ordered)
 
     def lookup(self, index: Tensor, width: int | None = None) -> Tensor:
         """The cached logits of the examples ``index`` (a 1-D tensor of dataset indices).

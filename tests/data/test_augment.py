@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from course_lib.data import JitteredBatches, jitter
+from course_lib.data import JitteredBatches, every_view, jitter, views_per_image
 
 
 def centred_digits(n: int, seed: int = 0) -> torch.Tensor:
@@ -168,3 +168,30 @@ def test_jittered_batches_reject_bad_arguments():
         JitteredBatches(images[:0], labels[:0], 2)
     with pytest.raises(TypeError, match="must be torch tensors"):
         JitteredBatches(images.numpy(), labels, 2)
+
+
+def test_every_view_serves_each_shift_of_each_image_once_under_its_view_number():
+    images, labels = torch.rand(7, 28, 28), torch.arange(7)
+    assert views_per_image(2) == 25 and views_per_image(0) == 1
+    batches = list(every_view(images, labels, max_shift=2, batch_size=3))
+    views = torch.cat([view for *_, view in batches])
+    assert sorted(views.tolist()) == list(range(7 * 25))
+    shifted = {int(v): image for batch_images, _, batch_views in batches for image, v in zip(batch_images, batch_views)}
+    centre = 2 * 5 + 2  # dx = dy = 0
+    torch.testing.assert_close(shifted[4 * 25 + centre], images[4])
+    right = 2 * 5 + 3  # dx = +1, dy = 0: the content moves one pixel right
+    torch.testing.assert_close(shifted[4 * 25 + right][:, 1:], images[4][:, :-1])
+
+
+def test_jittered_batches_with_views_serve_the_same_digits_and_name_their_shift():
+    images, labels = torch.rand(50, 784), torch.arange(50)
+    plain = list(JitteredBatches(images, labels, 16, max_shift=2, seed=5))
+    viewed = list(JitteredBatches(images, labels, 16, max_shift=2, seed=5, with_views=True))
+    table = {int(v): image for batch_images, _, batch_views in every_view(images, labels, 2) for image, v in
+             zip(batch_images, batch_views)}
+    for (a, a_labels), (b, b_labels, views) in zip(plain, viewed):
+        assert torch.equal(a, b) and torch.equal(a_labels, b_labels)
+        assert torch.equal(views // 25, b_labels), "the view number starts with the example's position"
+        torch.testing.assert_close(torch.stack([table[int(v)] for v in views]), b)
+    with pytest.raises(ValueError, match="not both"):
+        JitteredBatches(images, labels, 16, with_index=True, with_views=True)

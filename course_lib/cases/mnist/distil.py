@@ -7,10 +7,15 @@ the student sees depends on the recipe's jitter:
 
 - without jitter (``max_shift=0``, Hinton et al.'s protocol) every example looks the same in
   every epoch, so the teacher runs once over the transfer set and its logits are looked up by
-  dataset index (:class:`~course_lib.kd.losses.TeacherLogitCache`) — much cheaper than a teacher
+  dataset index (:class:`~course_lib.kd.teacher.TeacherLogitCache`) — much cheaper than a teacher
   pass per step;
 - with jitter the teacher must see the very digit the student sees (the "consistent teacher"
-  of Beyer et al. 2022), so it runs on every jittered batch, frozen and in eval mode.
+  of Beyer et al. 2022). A shift of up to 2 px makes only 25 versions of a digit, so when the
+  schedule would show the teacher more digits than the transfer set has versions (more epochs
+  than versions per digit) the teacher runs once on every version
+  (:func:`~course_lib.data.augment.every_view`) and its logits are looked up by version;
+  otherwise it runs on every jittered batch, frozen and in eval mode. Both give the student the
+  teacher's output on the very digit it sees.
 
 Hinton et al. also removed every 3 from the transfer set and repaired the student afterwards by
 raising the output bias of the 3: :func:`errors_by_digit` counts the damage, and
@@ -29,24 +34,29 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from course_lib.context import CourseContext
-from course_lib.data import JitteredBatches, MnistData, mnist_tensors
 from course_lib import checks
+from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp, mnist_model, mnist_recipe, transfer_set
+from course_lib.context import CourseContext
+from course_lib.data import JitteredBatches, MnistData, every_view, mnist_tensors, views_per_image
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.mlp import MLP, NUM_CLASSES, count_errors
-from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp, mnist_model, mnist_recipe, transfer_set
 from course_lib.train.fit import Trained
 
 
 def _teacher_logit_cache(
     teacher: nn.Module, data: MnistData, recipe: MnistRecipe, device: torch.device | str = "cpu"
-) -> TeacherLogitCache:
-    """The teacher's logits on every example of ``recipe``'s transfer set, keyed by its index there."""
+) -> TeacherLogitCache | None:
+    """The teacher's logits on the transfer set, by example (no jitter) or by jittered version; None when a live teacher is cheaper."""
     images, labels = transfer_set(data, recipe)
     device = torch.device(device)
-    batches = JitteredBatches(images.to(device), labels.to(device), 1000, shuffle=False, with_index=True)
-    return TeacherLogitCache.build(teacher, batches, device=device)
+    if recipe.max_shift == 0:
+        batches = JitteredBatches(images.to(device), labels.to(device), 1000, shuffle=False, with_index=True)
+        return TeacherLogitCache.build(teacher, batches, device=device)
+    if recipe.epochs <= views_per_image(recipe.max_shift):
+        return None
+    return TeacherLogitCache.build(teacher, every_view(images.to(device), labels.to(device), recipe.max_shift),
+                                   device=device)
 
 
 def distil_student(
@@ -65,22 +75,24 @@ def distil_student(
 
     ``alpha`` weighs the hard-label cross-entropy and ``1 - alpha`` the T²-scaled soft term
     (the course convention of chapter 05). The teacher is frozen and kept in eval mode; its
-    logits are cached by example index when the recipe has no jitter, and computed on each
-    jittered batch otherwise. ``test_curve`` records the test errors after every epoch.
+    logits are cached by example index when the recipe has no jitter, by jittered version when
+    the recipe has more epochs than a digit has versions, and computed on each jittered batch
+    otherwise. ``test_curve`` records the test errors after every epoch.
     """
     if not isinstance(teacher, nn.Module):
         raise TypeError(f"teacher must be a trained torch.nn.Module, got {type(teacher).__name__}")
     temperature, alpha = checks.temperature(temperature), checks.alpha(alpha)
     device = torch.device(device)
     teacher = teacher.to(device)
-    cache = _teacher_logit_cache(teacher, data, recipe, device) if recipe.max_shift == 0 else None
+    cache = _teacher_logit_cache(teacher, data, recipe, device)
     distiller = Distiller(teacher, temperature, alpha, cache=cache)
     return fit_mnist_mlp(
         data,
         recipe,
         device,
         loss_fn=distiller,
-        with_index=cache is not None,
+        with_index=cache is not None and recipe.max_shift == 0,
+        with_views=cache is not None and recipe.max_shift > 0,
         test_curve=test_curve,
         progress=progress,
         desc=desc,

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from course_lib.data import load_mnist, mnist_tensors
-from course_lib.nn.mlp import count_errors
 from course_lib.cases.mnist.distil import (
+    _teacher_logit_cache,
     choose_bias_shift,
     distil_student,
     errors_by_digit,
     gap_closed,
     held_out_digits,
-    _teacher_logit_cache,
     with_bias_shift,
 )
 from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp, transfer_set
+from course_lib.data import JitteredBatches, load_mnist, mnist_tensors
+from course_lib.nn.mlp import count_errors
 
 STUDENT = MnistRecipe(hidden=(24,), train_size=2_000, epochs=2, batch_size=100)
 
@@ -63,6 +65,21 @@ def test_with_jitter_the_teacher_sees_every_jittered_batch_frozen_and_in_eval_mo
     assert counting.calls == 20 and counting.modes == {False}
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+
+
+def test_a_long_jittered_schedule_runs_the_teacher_once_on_every_version_of_every_digit(data, teacher):
+    recipe = MnistRecipe(hidden=(24,), train_size=300, epochs=26, batch_size=100, max_shift=2)
+    assert _teacher_logit_cache(teacher, data, dataclasses.replace(recipe, epochs=25)) is None, "25 versions: live"
+    cache = _teacher_logit_cache(teacher, data, recipe)
+    images, labels = transfer_set(data, recipe)
+    assert len(cache) == 25 * len(labels)
+    served = JitteredBatches(images, labels, 100, max_shift=2, seed=3, with_views=True)
+    for batch_images, _, views in served:
+        with torch.no_grad():
+            torch.testing.assert_close(cache.lookup(views), teacher(batch_images), rtol=1e-4, atol=1e-4)
+    counting = CountingTeacher(teacher)
+    distil_student(counting, data, recipe, temperature=4.0, alpha=0.0, progress=False)
+    assert counting.calls == 25 * 1, "one pass per version (300 digits in one batch of 1,000), none while training"
 
 
 def test_the_teacher_logit_cache_rows_are_the_teachers_outputs_in_transfer_set_order(data, teacher):
