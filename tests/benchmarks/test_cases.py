@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from course_lib.cases.mnist.consistent import ConsistentStudy, consistent_student_recipe
+from course_lib.cases.mnist.models import mnist_recipe
 from course_lib.cases.ner.recipe_study import STUDY_VARIANTS, study_recipe
 from course_lib.cases.ner.reference_kd import REFERENCE_KD_ROLES, reference_kd_recipe
 from course_lib.cases.news import DISTILBERT_2019, NEWS_ROLES, news_recipe
@@ -120,7 +122,26 @@ def test_the_reference_block_has_the_teacher_each_seed_and_the_verdict():
     assert table.endswith("| logit-KD student: CPU speed-up at batch 1 | 5.0× | 5.0× | yes |")
 
 
+def consistent_payload() -> dict:
+    study = ConsistentStudy(teacher_errors=45, teacher_seconds=150.0, temperature=20.0, alpha=0.5, epochs=30,
+                            seeds=[0, 1, 2], control=[80, 82, 81], distilled=[60, 61, 62],
+                            seconds={"control": [140.0] * 3, "distilled": [220.0] * 3})
+    return {**study.to_dict(), "mode": "full", "device": "cpu: test", "wall_seconds": 1500.0,
+            "recipes": {"teacher": mnist_recipe("teacher_cnn", "full").to_dict(),
+                        "student": consistent_student_recipe("full").to_dict()}}
+
+
+def test_the_consistent_block_has_each_seed_the_verdict_and_the_goals():
+    table = load_benchmark("mnist_consistent").readme_table(consistent_payload())
+    assert "| teacher: CNN 16-32-256, dropout, jitter | 45 | |" in table
+    assert "| student 800-800, distilled on the same jittered digits | 61.0 ± 1.0 | 60 / 61 / 62 |" in table
+    assert "Verdict: the distilled student beats the control by 20.0 errors." in table
+    assert "| distilled student, mean test errors | ≤ 74 | 61.0 | yes |" in table
+    assert "seeds 0, 1, 2" in table and "60,000 training digits" in table and "25 min wall" in table
+
+
 @pytest.mark.parametrize("name, payload, marker", [
+    ("mnist_consistent", consistent_payload, "mnist-consistent"),
     ("news_kd", news_payload, "news-kd"), ("poetry_kd", poetry_payload, "poetry-kd"),
     ("mnist_size_temperature", sweep_payload, "mnist-size"), ("rnn_vs_transformer", rnn_payload, "rnn-vs-transformer"),
     ("ner_recipe", recipe_payload, "ner-recipe"), ("ner_reference_kd", reference_payload, "ner-reference-kd")])
