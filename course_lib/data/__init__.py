@@ -1,7 +1,18 @@
-"""Real course data, offline-first: MNIST, MSRA NER and news sentiment from PyPI packages, Tang poetry from npm."""
+"""Real course data, offline-first: MNIST, MSRA NER and news sentiment from PyPI packages, Tang poetry from npm,
+English→Spanish Bible verses from Debian."""
 
 from course_lib.data.augment import JitteredBatches, every_view, jitter, views_per_image
 from course_lib.data.batching import BUCKET_POOL, LengthBucketSampler, bucketed_ner_loader, lm_batch
+from course_lib.data.bible import (
+    BIBLE_SOURCES,
+    BibleCorpus,
+    DebPackage,
+    VersePair,
+    align_pairs,
+    fetch_deb,
+    load_bible,
+    recase_chapter_opening,
+)
 from course_lib.data.cache import CACHE_ENV, OFFLINE_ENV, DataError, cache_dir
 from course_lib.data.inews import INEWS_LABELS, NewsCorpus, NewsItem, load_inews
 from course_lib.data.mnist import MnistData, load_mnist, mnist_tensors, read_idx
@@ -23,6 +34,7 @@ from course_lib.data.msra import (
 )
 from course_lib.data.npm import NpmPackage, npm_tarball
 from course_lib.data.poetry import Poem, PoetryCorpus, is_regulated_pentasyllabic, load_tang_poems
+from course_lib.data.sword import clean_osis, read_module
 
 __all__ = [
     "BUCKET_POOL", "LengthBucketSampler", "bucketed_ner_loader", "lm_batch",
@@ -34,4 +46,6 @@ __all__ = [
     "INEWS_LABELS", "NewsCorpus", "NewsItem", "load_inews",
     "NpmPackage", "npm_tarball",
     "Poem", "PoetryCorpus", "is_regulated_pentasyllabic", "load_tang_poems",
+    "BIBLE_SOURCES", "BibleCorpus", "DebPackage", "VersePair", "align_pairs", "clean_osis", "fetch_deb", "load_bible",
+    "read_module", "recase_chapter_opening",
 ]

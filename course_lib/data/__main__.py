@@ -1,6 +1,6 @@
 """``python -m course_lib.data``: fill the data cache (used by ``make data``)."""
 
-from course_lib.data import cache_dir, load_mnist, load_msra
+from course_lib.data import cache_dir, load_bible, load_mnist, load_msra
 from course_lib.data.fonts import cjk_font_family
 
 
@@ -9,6 +9,7 @@ def main() -> None:
     print(f"data cache: {cache_dir()}")
     print(f"  MNIST    : {load_mnist()!r}")
     print(f"  MSRA NER : {load_msra()!r}")
+    print(f"  Bible    : {load_bible()!r}")
     print(f"  CJK font : {cjk_font_family()} (labels of the attention heatmaps)")
 
 
