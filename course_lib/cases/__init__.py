@@ -1,1 +1,1 @@
-"""The course's cases (chapters 02–10): each is data, recipes and models — MNIST, MSRA NER, news, poetry, deployment."""
+"""The course's cases (chapters 02–10): each is data, recipes and models — MNIST, MSRA NER, news, poetry, translation, deployment."""

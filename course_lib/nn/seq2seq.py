@@ -11,7 +11,8 @@ shared source/target vocabulary of :mod:`course_lib.data.subwords`.
 Training uses teacher forcing: the decoder reads the gold target shifted right by one
 (:func:`~course_lib.train.teacher_forcing.shift_right`: ``<bos> y1 ... yn`` to predict ``y1 ... yn <eos>``),
 and the causal mask keeps position t from seeing targets after t. Generation (:mod:`course_lib.train.generation`) calls
-:meth:`Seq2SeqTransformer.encode` once and :meth:`Seq2SeqTransformer.decode_step` once per new token.
+:meth:`Seq2SeqTransformer.encode` once and :meth:`Seq2SeqTransformer.decode_step` once per new token;
+:class:`CachedDecoder` gives the same logits while computing only the new position at each step.
 
 Masks follow the course convention: (B, L) booleans, True on real tokens.
 """
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 
 from course_lib import checks
 from course_lib.data.subwords import BOS_ID, EOS_ID, PAD_ID
-from course_lib.nn.attention import MultiHeadAttention, causal_mask
+from course_lib.nn.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
 from course_lib.nn.positional import build_positional_encoding
 from course_lib.nn.transformer import FeedForward, TransformerConfig, TransformerEncoder
 
@@ -344,3 +345,100 @@ class Seq2SeqTransformer(nn.Module):
         memory, src_mask = self._encode(src_ids, src_mask)
         output = self.decoder(tgt_in_ids, tgt_mask, memory, src_mask)
         return output.cross_attention[layer]
+
+
+class CachedDecoder(nn.Module):
+    """A model for :mod:`course_lib.train.generation` that keeps each decoder layer's keys and values (chapter 09).
+
+    ``decode_step(memory, src_mask, prefix)`` is called with the whole prefix at every step; when
+    the prefix extends the previous call's by one token (beam search may have reordered the rows
+    of each input's ``beam_size`` rows), only the new position is computed, against the cached
+    keys and values. Any other prefix is decoded again from its start. The logits equal
+    :meth:`Seq2SeqTransformer.decode_step`'s.
+    """
+
+    def __init__(self, model: Seq2SeqTransformer, beam_size: int = 1) -> None:
+        super().__init__()
+        if not isinstance(model, Seq2SeqTransformer):
+            raise TypeError(f"model must be a Seq2SeqTransformer, got {type(model).__name__}")
+        self.model = model
+        self.config = model.config
+        self.beam_size = checks.positive_int("beam_size", beam_size)
+        self._reset(None, None)
+
+    def _reset(self, memory: Tensor | None, prefix: Tensor | None) -> None:
+        self._memory, self._prefix = memory, prefix
+        self._keys: list[Tensor] = []
+        self._values: list[Tensor] = []
+        self._cross: list[tuple[Tensor, Tensor]] = []
+
+    def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
+        """The model's encoder output; a new input starts a new cache."""
+        self._reset(None, None)
+        return self.model.encode(src_ids, src_mask)
+
+    def _parents(self, prefix: Tensor) -> Tensor | None:
+        """For each row of ``prefix``, the row of the previous call it extends (within its input's rows), or None."""
+        old, new = self._prefix, prefix[:, :-1]
+        if old is None or old.shape != new.shape:
+            return None
+        if torch.equal(old, new):
+            return torch.arange(len(new), device=new.device)
+        beams = self.beam_size if len(new) % self.beam_size == 0 else 1
+        groups, length = len(new) // beams, new.shape[1]
+        same = (new.view(groups, beams, 1, length) == old.view(groups, 1, beams, length)).all(dim=-1)
+        if not bool(same.any(dim=-1).all()):
+            return None
+        offsets = torch.arange(groups, device=new.device)[:, None] * beams
+        return (same.int().argmax(dim=-1) + offsets).reshape(-1)
+
+    def decode_step(self, memory: Tensor, src_mask: Tensor, prefix: Tensor) -> Tensor:
+        """The logits (B, V) of the token after ``prefix`` (B, t), as the model's ``decode_step`` gives them."""
+        parents = self._parents(prefix) if memory is self._memory else None
+        if parents is None:
+            self._reset(memory, None)
+            self._cross = [self._project(block.cross_attn, memory) for block in self.model.decoder.blocks]
+            for position in range(prefix.shape[1] - 1):
+                self._advance(prefix[:, : position + 1], src_mask)
+        else:
+            self._keys = [keys[parents] for keys in self._keys]
+            self._values = [values[parents] for values in self._values]
+        self._prefix = prefix
+        return self._advance(prefix, src_mask)
+
+    @staticmethod
+    def _project(attention: nn.Module, states: Tensor) -> tuple[Tensor, Tensor]:
+        return attention._split_heads(attention.k_proj(states)), attention._split_heads(attention.v_proj(states))
+
+    def _attend(self, attention: nn.Module, query: Tensor, keys: Tensor, values: Tensor,
+                mask: Tensor | None) -> Tensor:
+        heads, _ = scaled_dot_product_attention(attention._split_heads(attention.q_proj(query)), keys, values, mask)
+        return attention.out_proj(heads.transpose(1, 2).reshape(query.shape[0], 1, attention.d_model))
+
+    def _self_attend(self, layer: int, attention: nn.Module, x: Tensor) -> Tensor:
+        keys, values = self._project(attention, x)
+        if layer < len(self._keys):
+            keys = torch.cat([self._keys[layer], keys], dim=2)
+            values = torch.cat([self._values[layer], values], dim=2)
+            self._keys[layer], self._values[layer] = keys, values
+        else:
+            self._keys.append(keys)
+            self._values.append(values)
+        return self._attend(attention, x, keys, values, None)
+
+    def _advance(self, prefix: Tensor, src_mask: Tensor) -> Tensor:
+        """Run the last position of ``prefix`` through the decoder, caching its keys and values; its logits (B, V)."""
+        decoder = self.model.decoder
+        x = decoder.positional(decoder.embed(prefix) * math.sqrt(self.config.d_model))[:, -1:]
+        source = src_mask[:, None, None, :]
+        for layer, block in enumerate(decoder.blocks):
+            keys, values = self._cross[layer]
+            if block.norm_first:
+                x = x + self._self_attend(layer, block.self_attn, block.norm1(x))
+                x = x + self._attend(block.cross_attn, block.norm2(x), keys, values, source)
+                x = x + block.feed_forward(block.norm3(x))
+            else:
+                x = block.norm1(x + self._self_attend(layer, block.self_attn, x))
+                x = block.norm2(x + self._attend(block.cross_attn, x, keys, values, source))
+                x = block.norm3(x + block.feed_forward(x))
+        return self.model.output(decoder.final_norm(x))[:, -1]

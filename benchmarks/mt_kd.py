@@ -1,0 +1,104 @@
+"""Benchmark: Kim & Rush (2016) sequence-level distillation in small, KJV English → RV 1909 Spanish, written to JSON.
+
+    .venv/bin/python benchmarks/mt_kd.py                    # full mode, seeds 0 1 2, results/mt_kd_full.json
+    .venv/bin/python benchmarks/mt_kd.py --mode fast        # the small settings (about three minutes on a CPU)
+    .venv/bin/python benchmarks/mt_kd.py --seeds 0          # one seed per student
+    .venv/bin/python benchmarks/mt_kd.py --readme-only      # rewrite the README table from the JSON
+
+Trains (or loads from the model cache) the teacher and the four students of
+``course_lib.cases.translation`` — references only, word-level KD, sequence-level KD, both — and
+measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
+greedy and beam search, per seed with mean and standard deviation; parameters; the CPU time of
+greedy decoding at batch 1 on one thread. The JSON holds every row, the seed verdicts, example
+translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
+the wall time and the device. Full mode is meant for a GPU; on two idle CPU cores it takes about four hours (teacher
+about 50 min, its beam translations of the training verses about 15 min, the four students about 50 min per seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from course_lib.cases.translation import TRANSLATION_ROLES, compare_translation, translation_recipe
+from course_lib.context import CourseContext
+from course_lib.course.bench import Benchmark, epoch_caps_text
+from course_lib.train.recipe import cap_epochs
+
+
+def _score(summary: dict) -> str:
+    """``"12.3"`` for one seed, ``"12.3 ± 0.4"`` for several."""
+    if len(summary["per_seed"]) == 1:
+        return f"{summary['mean']:.1f}"
+    return f"{summary['mean']:.1f} ± {summary['sd']:.1f}"
+
+
+def readme_table(payload: dict) -> str:
+    """The README block: each model's test BLEU (greedy, beam), chrF, size and speed, beside Kim & Rush's figures."""
+    rows, paper, paper_row = payload["rows"], payload["kim_rush_2016"], payload["paper_row"]
+    teacher = rows["teacher"]
+    seeds = ", ".join(str(seed) for seed in payload["seeds"])
+    lines = [
+        f"_Source: `results/mt_kd_{payload['mode']}.json` ({payload['mode']} mode{epoch_caps_text(payload)}, "
+        f"{payload['device']}, {payload['wall_seconds'] / 60:.0f} min wall time; {payload['train_pairs']:,} training "
+        f"verse pairs ({payload['dropped_long_pairs']:,} longer than {payload['max_len']} subwords left out), "
+        f"{payload['vocab_size']:,} shared BPE subwords; {payload['test_pairs']:,} test verses (Ruth, Proverbs, Acts); "
+        f"students trained with seeds {seeds}, mean ± sd; beam {payload['beam_size']}; time per sentence: greedy, "
+        "batch 1, one CPU thread)._",
+        "",
+        f"| model | parameters | test BLEU, greedy | test BLEU, beam {payload['beam_size']} | test chrF, beam | "
+        "ms per sentence | speed-up | Kim & Rush 2016, greedy BLEU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for role in (role for role in TRANSLATION_ROLES if role in rows):
+        row, test = rows[role], rows[role]["test"]
+        published = paper.get(paper_row.get(role, ""), "–")
+        lines.append(
+            f"| {row['title']} | {row['parameters']:,} ({row['parameters'] / teacher['parameters']:.0%}) | "
+            f"{_score(test['bleu_greedy'])} | {_score(test['bleu_beam'])} | {_score(test['chrf_beam'])} | "
+            f"{row['ms_per_sentence']:.1f} | {row['speedup']:.1f}× | {published} |"
+        )
+    lines += ["", "Against (a), test BLEU with greedy decoding:"]
+    lines += [f"- {rows[role]['title']}: {payload['verdicts'][role]}." for role in TRANSLATION_ROLES
+              if role in payload["verdicts"]]
+    lines += [
+        "",
+        "Kim & Rush (2016), Table 1: WMT 2014 English→German, a 4×1000 LSTM teacher and 2×500 LSTM students, "
+        "greedy BLEU. Scores: sacrebleu, BLEU `" + payload["sacrebleu"]["bleu"] + "`, chrF `"
+        + payload["sacrebleu"]["chrf"] + "`.",
+    ]
+    return "\n".join(lines)
+
+
+def measure(args: argparse.Namespace, context: CourseContext) -> dict:
+    """Train the teacher and every student for each seed and measure them."""
+    recipes = cap_epochs({role: translation_recipe(role, args.mode) for role in TRANSLATION_ROLES}, args.epochs,
+                         args.student_epochs)
+    eval_pairs = "mode" if args.eval_pairs is None else (args.eval_pairs or None)
+    comparison = compare_translation(context, seeds=args.seeds, recipes=recipes, eval_pairs=eval_pairs,
+                                     latency_rounds=args.latency_rounds)
+    for row in comparison["rows"].values():
+        test = row["test"]
+        print(f"{row['title']:<42} BLEU greedy {_score(test['bleu_greedy']):>11}  "
+              f"beam {_score(test['bleu_beam']):>11}  chrF {_score(test['chrf_beam']):>11}  "
+              f"{row['parameters']:>10,} params  {row['ms_per_sentence']:7.1f} ms  "
+              f"{row['train_seconds']['mean']:7.1f} s")
+    for role, verdict in comparison["verdicts"].items():
+        print(f"{role}: {verdict}")
+    return comparison
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="student seeds (default: 0 1 2)")
+    parser.add_argument("--eval-pairs", type=int, default=None,
+                        help="dev and test verses scored per model (default: 100 in fast mode, all in full; 0: all)")
+
+
+BENCHMARK = Benchmark("mt_kd", __doc__, measure, readme_marker="mt-kd", readme_table=readme_table, epoch_caps=True,
+                      latency_rounds=3, threads=2, options=_options)
+
+
+main = BENCHMARK.run
+
+
+if __name__ == "__main__":
+    main()

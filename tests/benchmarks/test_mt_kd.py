@@ -1,0 +1,66 @@
+"""Tests for benchmarks/mt_kd.py: the README block it writes from a results file, beside Kim & Rush's figures."""
+
+from __future__ import annotations
+
+import json
+
+from course_lib.cases.translation import KIM_RUSH_2016, PAPER_ROW, TRANSLATION_ROLES, translation_recipe
+from tests.benchmarks import load_benchmark
+
+
+def summary(values: list[float]) -> dict:
+    mean = sum(values) / len(values)
+    return {"per_seed": values, "mean": mean, "sd": 0.5 if len(values) > 1 else 0.0}
+
+
+def payload() -> dict:
+    bleu = {"teacher": 16.0, "alone": 10.0, "word_kd": 11.0, "seq_kd": 14.0, "word_seq_kd": 14.5}
+    rows = {}
+    for role in TRANSLATION_ROLES:
+        seeds = [bleu[role]] if role == "teacher" else [bleu[role] - 0.5, bleu[role], bleu[role] + 0.5]
+        scores = {"bleu_greedy": summary(seeds), "bleu_beam": summary([s + 1 for s in seeds]),
+                  "chrf_greedy": summary([40.0] * len(seeds)), "chrf_beam": summary([42.0] * len(seeds))}
+        rows[role] = {"title": TRANSLATION_ROLES[role].title, "method": TRANSLATION_ROLES[role].method,
+                      "parameters": 4_000_000 if role == "teacher" else 900_000, "test": scores, "dev": scores,
+                      "ms_per_sentence": 40.0 if role == "teacher" else 10.0,
+                      "speedup": 1.0 if role == "teacher" else 4.0, "train_seconds": summary([600.0] * len(seeds))}
+    return {"mode": "full", "epochs_cap": None, "student_epochs_cap": None, "device": "cpu: test",
+            "wall_seconds": 7200.0, "seeds": [0, 1, 2], "vocab_size": 6000, "max_len": 100, "train_pairs": 28_500,
+            "dropped_long_pairs": 84, "test_pairs": 2005, "beam_size": 5, "rows": rows,
+            "verdicts": {"seq_kd": "(c) student, sequence-level KD beats (a) student, references only by 4.0 BLEU",
+                         "word_kd": "no measurable difference (+1.0 BLEU, within twice the seed spread)",
+                         "word_seq_kd": "(d) beats (a) by 4.5 BLEU"},
+            "sacrebleu": {"bleu": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
+                          "chrf": "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"},
+            "kim_rush_2016": KIM_RUSH_2016, "paper_row": PAPER_ROW,
+            "recipes": {role: translation_recipe(role, "full").to_dict() for role in TRANSLATION_ROLES}}
+
+
+def test_the_block_has_every_model_beside_kim_and_rush():
+    table = load_benchmark("mt_kd").readme_table(payload())
+    positions = [table.index(f"| {TRANSLATION_ROLES[role].title} |") for role in TRANSLATION_ROLES]
+    assert positions == sorted(positions)
+    assert "| teacher | 4,000,000 (100%) | 16.0 | 17.0 | 42.0 | 40.0 | 1.0× | 17.7 |" in table
+    assert ("| (c) student, sequence-level KD | 900,000 (22%) | 14.0 ± 0.5 | 15.0 ± 0.5 | 42.0 ± 0.5 | 10.0 | 4.0× "
+            "| 18.9 |") in table
+    assert "| (d) student, sequence- + word-level KD | 900,000 (22%) | 14.5 ± 0.5 |" in table
+    assert "| 4.0× | – |" in table
+    assert "28,500 training verse pairs (84 longer than 100 subwords left out)" in table and "seeds 0, 1, 2" in table
+    verdicts = [table.index(f"- {TRANSLATION_ROLES[role].title}: ") for role in ("word_kd", "seq_kd", "word_seq_kd")]
+    assert verdicts == sorted(verdicts), "the verdicts follow the table's order, whatever the JSON's key order"
+    assert "- (c) student, sequence-level KD: (c) student, sequence-level KD beats" in table
+    assert "BLEU `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`" in table
+
+
+def test_readme_only_rewrites_just_the_marked_block(tmp_path):
+    out, readme = tmp_path / "mt.json", tmp_path / "README.md"
+    out.write_text(json.dumps(payload()), encoding="utf-8")
+    readme.write_text("intro\n<!-- mt-kd:start -->\nold\n<!-- mt-kd:end -->\noutro\n", encoding="utf-8")
+    assert load_benchmark("mt_kd").main(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "cpu: test" in text
+
+
+def test_the_benchmark_defaults_to_three_seeds_in_full_mode():
+    args = load_benchmark("mt_kd").BENCHMARK.parser().parse_args([])
+    assert (args.mode, args.seeds, args.eval_pairs, args.latency_rounds) == ("full", [0, 1, 2], None, 3)
