@@ -50,8 +50,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("05", "knowledge_distillation", "知识蒸馏", "Knowledge distillation", "1.2, 2.2, 3.2, 4.2, 5.2",
             "soft/hard targets, temperature, KD loss, T² scaling, gradients; temperature/alpha widgets", 60),
     Chapter("06", "mnist_teacher_student", "MNIST教师/学生实验", "MNIST teacher and student", "seed 003 §5",
-            "Hinton et al. 2015 reproduced with a jitter control; student size × T; no-3 transfer set; "
-            "T × alpha heatmap; live distillation lab; the source's errata", 90),
+            "Hinton et al. 2015 reproduced with a jitter control; a CNN teacher distilled consistently, 3 seeds; "
+            "student size × T; no-3 transfer set; T × alpha heatmap; live distillation lab; the source's errata", 90),
     Chapter("07", "ner_teacher_student", "命名实体识别的蒸馏", "Distillation for NER", "seed 002 §5, 2.3",
             "Transformer teacher → tiny students (labels, logit KD, hidden + attention KD, teacher-initialised); "
             "the source's cascade measured; seqeval per type, latency; Hugging Face teacher; side-by-side widget", 90),
