@@ -6,10 +6,13 @@ what it must be and shows what was given: ``batch_size must be a positive int, g
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _is_int(value: object) -> bool:
@@ -83,3 +86,17 @@ def alpha(value: Any) -> float:
     if not _is_number(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] (the weight of the hard-label loss), got {value!r}")
     return float(value)
+
+
+def config_from_dict(cls: type[T], data: object, required: tuple[str, ...] = ()) -> T:
+    """Rebuild the dataclass ``cls`` from a ``to_dict`` dict; a non-dict, unknown or missing keys raise (chapter 02)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"data must be a dict, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"data has unknown {cls.__name__} keys {unknown}; known keys: {sorted(known)}")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ValueError(f"data must contain {', '.join(repr(key) for key in missing)}")
+    return cls(**data)

@@ -38,3 +38,20 @@ def test_good_values_pass_through_as_plain_numbers():
 def test_bad_values_raise_a_message_that_names_the_argument_and_the_value(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_config_from_dict_rebuilds_a_dataclass_and_names_bad_keys():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Shape:
+        width: int
+        depth: int = 2
+
+    assert checks.config_from_dict(Shape, {"width": 3}, required=("width",)) == Shape(3)
+    with pytest.raises(TypeError, match="data must be a dict, got list"):
+        checks.config_from_dict(Shape, [3])
+    with pytest.raises(ValueError, match=r"unknown Shape keys \['height'\]; known keys: \['depth', 'width'\]"):
+        checks.config_from_dict(Shape, {"width": 3, "height": 1})
+    with pytest.raises(ValueError, match="data must contain 'width'"):
+        checks.config_from_dict(Shape, {"depth": 1}, required=("width",))

@@ -112,15 +112,7 @@ class Seq2SeqConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Seq2SeqConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys raise ValueError."""
-        if not isinstance(data, dict):
-            raise TypeError(f"data must be a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"data has unknown Seq2SeqConfig keys {unknown}; known keys: {sorted(known)}")
-        if "vocab_size" not in data:
-            raise ValueError("data must contain 'vocab_size'")
-        return cls(**data)
+        return checks.config_from_dict(cls, data, required=("vocab_size",))
 
 
 @dataclass

@@ -97,17 +97,7 @@ class TransformerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys raise ValueError."""
-        if not isinstance(data, dict):
-            raise TypeError(f"data must be a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"data has unknown TransformerConfig keys {unknown}; known keys: {sorted(known)}"
-            )
-        if "vocab_size" not in data:
-            raise ValueError("data must contain 'vocab_size'")
-        return cls(**data)
+        return checks.config_from_dict(cls, data, required=("vocab_size",))
 
 
 @dataclass(frozen=True)
