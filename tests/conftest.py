@@ -73,3 +73,12 @@ def tiny_deploy_pairs(tmp_path_factory):
             export_bundle(pair.student)
     return {"pairs": pairs, "corpus": corpus, "mnist": mnist, "cache": cache, "context": context,
             "ner_recipes": ner_recipes, "mnist_recipes": mnist_recipes}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module of tiny models: they gain nothing from threads and lose much on busy cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

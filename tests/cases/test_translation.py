@@ -34,12 +34,7 @@ VERBS = [("sees", "ve"), ("loves", "ama"), ("finds", "halla")]
 OBJECTS = [("the dog", "el perro"), ("the house", "la casa"), ("the bread", "el pan"), ("the city", "la ciudad")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def verses(count: int, seed: int, book: str) -> list[VersePair]:

@@ -17,13 +17,7 @@ from course_lib.train.teacher_forcing import label_smoothed_cross_entropy, shift
 VOCAB = 20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Models of a few thousand parameters gain nothing from threads, and lose much when the cores are busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(**overrides) -> Seq2SeqConfig:

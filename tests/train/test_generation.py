@@ -16,13 +16,7 @@ VOCAB, PAD, BOS, EOS = 12, 0, 1, 2
 A, B, C, D, E = 3, 4, 5, 6, 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Models of a few thousand parameters gain nothing from threads, and lose much when the cores are busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ShortSighted:
