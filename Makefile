@@ -44,11 +44,11 @@ unit: data
 	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest tests -q
 
 nbval: data
-	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
+	COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
 
 test: data
-	COURSE_MODE=fast COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
+	COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--durations=10 tests --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
 
 lab: data

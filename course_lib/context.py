@@ -1,6 +1,7 @@
 """The run a chapter is part of: fast or full mode, device, seed, versions and the results folder.
 
-This is the one place that reads ``$COURSE_MODE``, ``$COURSE_DEVICE`` and ``$COURSE_RESULTS_DIR``.
+This is the one place that reads ``$COURSE_MODE``, ``$COURSE_DEVICE``, ``$COURSE_RESULTS_DIR`` and
+``$COURSE_PROGRESS``.
 
 The first code cell of each chapter is a papermill ``parameters`` cell holding ``MODE = None``;
 the next cell calls :func:`setup_notebook`. The same notebook therefore runs in fast mode under
@@ -25,6 +26,7 @@ MODES = ("fast", "full")
 MODE_ENV = "COURSE_MODE"
 DEVICE_ENV = "COURSE_DEVICE"
 RESULTS_ENV = "COURSE_RESULTS_DIR"
+PROGRESS_ENV = "COURSE_PROGRESS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPORTED_PACKAGES = ("torch", "numpy", "matplotlib", "ipywidgets", "seqeval", "course_lib")
 
@@ -72,6 +74,15 @@ def check_mode(mode: object) -> str:
 def results_dir() -> Path:
     """The folder that holds one JSON file per chapter: ``$COURSE_RESULTS_DIR``, else ``build/results`` (chapter 00)."""
     return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "build" / "results").resolve()
+
+
+def progress_bars() -> bool:
+    """Whether loops draw live progress bars: yes, unless ``$COURSE_PROGRESS`` is 0 (chapter 00).
+
+    The course runner and ``make test`` set it to 0, so a stored notebook holds the summary lines a
+    loop prints when it ends, not a progress bar frozen at the moment it was saved.
+    """
+    return os.environ.get(PROGRESS_ENV, "").strip() != "0"
 
 
 def _seed_everything(seed: int) -> None:

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from course_lib.context import MODE_ENV, MODES, REPO_ROOT, RESULTS_ENV
+from course_lib.context import MODE_ENV, MODES, PROGRESS_ENV, REPO_ROOT, RESULTS_ENV
 from course_lib.course.results import RUNTIMES_KEY, gather
 from course_lib.files import write_json_atomic
 
@@ -38,6 +38,7 @@ def _run_course(mode: str, out: Path, only: list[str] | None = None) -> dict:
     results = out / "results"
     os.environ[MODE_ENV] = mode
     os.environ[RESULTS_ENV] = str(results)
+    os.environ[PROGRESS_ENV] = "0"
     notebooks = _chapter_notebooks()
     if only:
         notebooks = [nb for nb in notebooks if any(nb.stem.startswith(prefix) for prefix in only)]

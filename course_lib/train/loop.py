@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib import checks
+from course_lib.context import progress_bars
 from course_lib.train.checkpoint import save_checkpoint
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -213,7 +214,7 @@ def train(
         total = len(train_loader) * epochs  # type: ignore[arg-type]
     except TypeError:
         total = None
-    with tqdm(total=total, desc=desc, leave=False, disable=not progress) as bar:
+    with tqdm(total=total, desc=desc, leave=False, disable=not (progress and progress_bars())) as bar:
         for epoch in range(1, epochs + 1):
             train_loss = _run_epoch(model, train_loader, epoch, history, bar, loss_fn, optimizer, scheduler,
                                     clip_grad_norm, device)

@@ -4,6 +4,10 @@
 change, and shows the returned figure inside the widget. The figure is rendered to PNG and stored
 in the widget's own state, so the explorer behaves the same in JupyterLab, under papermill and
 under nbval, and ``draw`` stays an ordinary function that tests and slides can call directly.
+
+``show_widget(view)`` displays a widget and, under it, a static copy of what it shows (its figures and
+HTML at the current setting): a notebook read without a kernel (GitHub, nbviewer, the HTML build)
+cannot draw widgets, and would otherwise show only ``VBox(...)``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+from IPython.display import HTML, Markdown, display
 from matplotlib.figure import Figure
+
+STATIC_CAPTION = "*Static copy of the view above at its current setting, for reading without a running kernel:*"
 
 
 def _figure_of(drawn: Any) -> Figure:
@@ -56,3 +63,41 @@ def explorer(draw: Callable[..., Any], **controls: widgets.ValueWidget) -> widge
         control.observe(render, names="value")
     render()
     return widgets.VBox([*controls.values(), output])
+
+
+def static_outputs(view: widgets.Widget) -> list[dict]:
+    """The figures and HTML that ``view`` and the widgets inside it show now, as Jupyter outputs (chapter 00).
+
+    Output widgets contribute their display outputs (figures, tables; not text streams such as a log),
+    HTML widgets their markup; controls contribute nothing.
+    """
+    if isinstance(view, widgets.Output):
+        return [dict(output) for output in view.outputs if output.get("output_type") in ("display_data", "execute_result")]
+    if isinstance(view, widgets.HTML):
+        return [{"output_type": "display_data", "data": {"text/html": view.value}, "metadata": {}}] if view.value else []
+    if isinstance(view, widgets.Box):
+        return [output for child in view.children for output in static_outputs(child)]
+    return []
+
+
+def show_widget(view: widgets.Widget) -> None:
+    """Display ``view`` live and, under it, a static copy of its figures and HTML (chapter 00).
+
+    Raises ValueError when the view shows nothing that could be copied (a widget without a figure or
+    HTML would leave a reader without a kernel with nothing).
+    """
+    if not isinstance(view, widgets.Widget):
+        raise TypeError(f"show_widget needs an ipywidgets widget, got {type(view).__name__}")
+    copies = static_outputs(view)
+    if not copies:
+        raise ValueError("the widget shows no figure or HTML yet: draw it once before show_widget")
+    display(view)
+    display(Markdown(STATIC_CAPTION))
+    for output in copies:
+        data = output["data"]
+        if "image/png" in data:
+            display({"image/png": data["image/png"], "text/plain": "<Figure>"}, raw=True)
+        elif "text/html" in data:
+            display(HTML(data["text/html"]))
+        else:
+            display(data, raw=True)
