@@ -14,7 +14,7 @@ from course_lib.data import (
     read_bio_file,
     split_official,
 )
-from course_lib.data.msra import seen_entity_share, split_profile
+from course_lib.data.msra import compare_with_published, seen_entity_share, split_profile
 
 TINY = "中\tB-ORG\n共\tI-ORG\n好\tO\n\n张\tB-PER\n三\tI-PER\n在\tO\n京\tB-LOC\n\n\n好\tO\n"
 
@@ -140,3 +140,11 @@ def test_the_packaged_msra_cuts_long_sentences_so_its_test_split_is_longer_than_
     profile = split_profile(load_msra().test)
     assert profile["sentences"] == 4_631 and profile["longest"] == 100
     assert profile["starts_inside_entity"] == 11 and profile["mid_sentence_end"] == 588
+
+
+def test_the_packaged_split_holds_the_published_characters_in_more_sentences():
+    rows = compare_with_published(load_msra())
+    for split in ("train", "test"):
+        row = rows[split]
+        assert round(row["characters"], -2) == row["published_characters"], split
+        assert row["sentences"] > row["published_sentences"], split
