@@ -7,6 +7,7 @@ import torch
 from course_lib.context import (
     CourseContext,
     context_mode_and_device,
+    progress_bars,
     _resolve_device,
     _resolve_mode,
     _seed_everything,
@@ -72,3 +73,12 @@ def test_context_mode_and_device_accepts_a_course_context_only():
     assert context_mode_and_device(context) == ("fast", torch.device("cpu"))
     with pytest.raises(TypeError, match="context must be the CourseContext returned by setup_notebook"):
         context_mode_and_device("fast")
+
+
+def test_progress_bars_are_off_only_when_course_progress_is_0(monkeypatch):
+    monkeypatch.delenv("COURSE_PROGRESS", raising=False)
+    assert progress_bars()
+    monkeypatch.setenv("COURSE_PROGRESS", "0")
+    assert not progress_bars()
+    monkeypatch.setenv("COURSE_PROGRESS", "1")
+    assert progress_bars()

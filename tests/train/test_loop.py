@@ -190,10 +190,15 @@ def test_history_is_json_serialisable():
     assert len(data["step_losses"]) == 8
 
 
-def test_progress_bar_runs():
+def test_progress_bar_runs_and_course_progress_0_hides_it(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_PROGRESS", "1")
     _, history = linear_run(epochs=2, progress=True, dev_loader=[None],
                             evaluate_fn=scripted_scores([0.1, 0.2]))
     assert len(history.step_losses) == 8 and history.best_epoch == 2
+    assert "train" in capsys.readouterr().err
+    monkeypatch.setenv("COURSE_PROGRESS", "0")
+    linear_run(epochs=2, progress=True)
+    assert capsys.readouterr().err == ""
 
 
 def test_checkpoint_path_writes_the_best_weights(tmp_path, msra_batch):
