@@ -8,7 +8,7 @@
 
 Trains (or loads from the course cache) the teacher and every student of
 ``course_lib.cases.ner.models`` and measures each with ``course_lib.cases.ner.compare.compare_ner``: seqeval
-precision/recall/F1 on the official test split (overall and per type), parameters, CPU latency
+precision/recall/F1 on the MSRA test split (overall and per type), parameters, CPU latency
 per sentence at batch 1 and 32. The JSON holds every row, the goal checks, the recipes, the
 total wall time and the device. ``--epochs`` caps the epochs of every model and
 ``--student-epochs`` those of the students (a CPU run of the full data); the caps are written

@@ -7,7 +7,7 @@
 Loads the reference teacher from ``course_lib/artefacts`` (``make teachers`` rebuilds it), caches
 its logits for the training sentences once, then trains (or loads from the course cache) the
 two students of ``course_lib.cases.ner.reference_kd`` with every seed and scores them on the
-official test split (entity F1, Viterbi decoding). Chapter 07 reads the results file.
+MSRA test split (entity F1, Viterbi decoding). Chapter 07 reads the results file.
 """
 
 from __future__ import annotations

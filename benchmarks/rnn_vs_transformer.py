@@ -6,7 +6,7 @@
 
 Trains (or loads from the course cache) the demo Transformer tagger of the mode and a BiLSTM
 with about as many parameters on the same sentences with the same recipe, and measures both
-with ``course_lib.cases.ner.rnn_vs_transformer.compare_rnn_transformer``: seqeval F1 on the official test
+with ``course_lib.cases.ner.rnn_vs_transformer.compare_rnn_transformer``: seqeval F1 on the MSRA test
 split (overall and per type) and the latency of one sentence of 8, 32 and 128 characters at
 batch 1 on one CPU thread.
 """

@@ -67,7 +67,7 @@ class Sentence:
 
 @dataclass(frozen=True)
 class NerCorpus:
-    """The official train / test split plus a fixed dev set carved out of train (chapter 00)."""
+    """MSRA's standard train / test split plus a fixed dev set carved out of train (chapter 00)."""
 
     train: list[Sentence]
     dev: list[Sentence]
@@ -179,7 +179,7 @@ def seen_entity_share(train: Sequence[Sentence], other: Sequence[Sentence]) -> f
     """The share of ``other``'s entities whose text and type occur as an entity in ``train`` (chapter 07).
 
     A split drawn from the training file (the course's dev set: every 20th sentence) shares
-    articles, and so names, with the training sentences; the official test split does less. The
+    articles, and so names, with the training sentences; the MSRA test split does less. The
     more entities a split has already seen, the more its F1 rewards memory over generalisation.
     """
     known = {(text, kind) for s in train for text, kind, _, _ in extract_entities(s.chars, s.tags)}
@@ -195,7 +195,7 @@ def _msra_path() -> Path:
 
 
 def load_msra(path: Path | None = None) -> NerCorpus:
-    """Load MSRA NER with the official split, fetching it into the cache on first use (chapter 00)."""
+    """Load MSRA NER with its standard train / test split, fetching it into the cache on first use (chapter 00)."""
     if path is None:
         path = _msra_path()
         if not path.exists():

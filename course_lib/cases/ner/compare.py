@@ -1,7 +1,7 @@
 """Chapter 07's table: the teacher, its students and the cascade on the MSRA test split.
 
 For every model of :mod:`course_lib.cases.ner.models`, :func:`compare_ner` measures entity-level
-precision, recall and F1 with seqeval on the official test split (overall and per entity type),
+precision, recall and F1 with seqeval on the MSRA test split (overall and per entity type),
 the parameters that must run at inference (a cascade runs its teacher too) and the CPU latency
 per sentence at batch 1 and batch 32 (one thread; the lowest of interleaved round medians).
 :meth:`_NerComparison.goals` checks the course's full-mode goals: the teacher reaches TENER's

@@ -5,7 +5,7 @@ and cached by chapter 02). The BiLSTM (:class:`course_lib.nn.rnn.BiLSTMTagger`) 
 characters through the same vocabulary and is trained with the same recipe — the same
 sentences, epochs, batch size, learning rate, warm-up and CPU threads — with its width chosen so
 that both have about the same number of parameters. Both are then measured the same way: seqeval
-F1 on the official test split (overall and per entity type), and the latency of one sentence of
+F1 on the MSRA test split (overall and per entity type), and the latency of one sentence of
 8, 32 and 128 characters at batch 1 on one CPU thread, where the difference between the two
 designs shows: a BiLSTM takes one step per character, a Transformer layer reads every position
 at once.
