@@ -122,6 +122,9 @@ def _run_epoch(model: nn.Module, loader: Iterable, epoch: int, history: Training
                clip_grad_norm: float | None, device: torch.device) -> float:
     """Train ``model`` for one epoch of ``loader``; return the mean training loss."""
     model.train()
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):  # a DistributedSampler draws a new order every epoch only when told the epoch
+        sampler.set_epoch(epoch - 1)
     total, steps = 0.0, 0
     for batch in loader:
         value = _step(model, move_to_device(batch, device), loss_fn, optimizer, scheduler, clip_grad_norm)
