@@ -1,4 +1,4 @@
-"""The distillation pitfalls the course guards against, each with the tests that pin it down (chapter 10, §9).
+"""The distillation pitfalls the course guards against, each with the tests that pin it down (chapter 10, outline §9).
 
 Every pitfall here is a real bug of published distillation code (the course design lists them).
 Each names what goes wrong, what the course's code does about it, the pytest node ids of the

@@ -1,4 +1,4 @@
-"""Tools and resources (chapter 10, §7): what the course runs on, and the models a reader with internet tries next.
+"""Tools and resources (chapter 10, outline §7): what the course runs on, and the models a reader with internet tries next.
 
 ``TOOLS`` lists the packages the course depends on, what each does here and the chapters that
 use it; :func:`tools_table` adds the installed version of each. ``PRETRAINED`` lists pretrained

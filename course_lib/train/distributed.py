@@ -11,7 +11,8 @@ of this module holds the parts a distillation run needs:
   teacher all-reduces gradients it never has);
 - :func:`sharded_loader`: a ``DistributedSampler`` that gives each rank its share of every global
   batch; the training loop calls its ``set_epoch`` so that every epoch has a new order;
-- :func:`mean_over_processes`: a number averaged over every rank, not read on rank 0 alone;
+- :func:`mean_over_processes`, :func:`sum_over_processes`: a number averaged or summed over every
+  rank, not read on rank 0 alone;
 - :func:`on_main_process`: rank 0 alone writes checkpoints and results, and the others wait for it.
 
 Without torchrun (no ``WORLD_SIZE`` in the environment) everything degrades to one process.
@@ -148,6 +149,11 @@ def mean_over_processes(value: float, processes: Processes) -> float:
                           device=processes.device if processes.backend == "nccl" else "cpu")
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.item() / processes.world_size
+
+
+def sum_over_processes(value: float, processes: Processes) -> float:
+    """``value`` summed over every rank, e.g. errors counted on each rank's share of a test set (chapter 08)."""
+    return mean_over_processes(value, processes) * processes.world_size
 
 
 def on_main_process(processes: Processes, write: Callable[[], T]) -> T | None:

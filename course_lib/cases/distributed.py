@@ -1,0 +1,164 @@
+"""Distillation on several processes: the MNIST student distilled under ``torchrun`` (chapter 08).
+
+``python -m course_lib.cases.distributed --nproc 2`` starts ``torchrun --standalone`` with two
+processes on this machine (gloo on a CPU; on a multi-GPU box one process per GPU with NCCL, the
+same command); each runs :func:`distil_on_processes`. Across machines, start the worker with
+torchrun on every machine::
+
+    torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+        -m course_lib.cases.distributed --worker
+
+The teacher is loaded (or trained once, by rank 0, while the others wait) from the course's model
+cache and runs frozen under ``torch.no_grad`` on every rank; only the student is wrapped in
+``DistributedDataParallel``; each rank takes its share of every global batch; the test errors are
+counted on each rank's share of the test digits and summed; rank 0 writes the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from course_lib import checks
+from course_lib.cases.mnist.models import MnistRecipe, mnist_model, mnist_recipe, transfer_set
+from course_lib.context import CourseContext
+from course_lib.data import load_mnist, mnist_tensors
+from course_lib.files import write_json_atomic
+from course_lib.kd.distiller import Distiller
+from course_lib.nn.mlp import MLP
+from course_lib.train.distributed import (
+    Processes,
+    check_teacher,
+    join_processes,
+    leave_processes,
+    mean_over_processes,
+    on_main_process,
+    sharded_loader,
+    sum_over_processes,
+    unwrap,
+    wrap_student,
+)
+from course_lib.train.fit import fit
+
+TEMPERATURE, ALPHA = 20.0, 0.5
+
+
+def ddp_student_recipe(mode: str, processes: Processes, epochs: int | None = None,
+                       threads: int | None = None) -> MnistRecipe:
+    """The 800-800 student's recipe of chapter 06 (no jitter); by default the CPU's threads are shared among the processes (chapter 08)."""
+    recipe = mnist_recipe("student_scratch", mode)
+    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
+    return dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+
+
+def distil_on_processes(processes: Processes, mode: str = "fast", epochs: int | None = None,
+                        threads: int | None = None, teacher: nn.Module | None = None) -> dict[str, Any]:
+    """Distil the MNIST student on this process's share of every batch; the run's figures, the same on every rank (chapter 08).
+
+    ``teacher`` defaults to the course's MNIST teacher for ``mode``, loaded from the model cache (rank 0
+    trains it first when the cache is empty, while the other ranks wait).
+
+    Returns ``world_size``, ``backend``, ``device``, ``steps``, ``global_batch``, ``seconds`` (training),
+    ``samples_per_second``, ``train_loss`` (the last epoch's, averaged over the ranks) and ``test_errors``
+    (summed over the ranks' shares of the 10,000 test digits).
+    """
+    context = CourseContext(mode=mode, device=processes.device, seed=0)
+    data = load_mnist()
+    if teacher is None:
+        on_main_process(processes, lambda: mnist_model(context, "teacher", data=data, progress=False))
+        teacher = mnist_model(context, "teacher", data=data, progress=False).model
+    distiller = Distiller(teacher.to(processes.device), TEMPERATURE, ALPHA)
+    check_teacher(distiller.teacher)
+    recipe = ddp_student_recipe(mode, processes, epochs, threads)
+    images, labels = transfer_set(data, recipe)
+    loader = sharded_loader(TensorDataset(images, labels), recipe.batch_size, processes, seed=recipe.seed)
+    torch.manual_seed(recipe.seed)
+    student = wrap_student(MLP(recipe.model_config()), processes)
+    start = time.perf_counter()
+    trained = fit(student, loader, recipe, loss_fn=distiller, device=processes.device, progress=processes.main,
+                  desc=f"rank {processes.rank} of {processes.world_size}")
+    seconds = mean_over_processes(time.perf_counter() - start, processes)
+    test_images, test_labels = mnist_tensors(data, "test")
+    share = slice(processes.rank, None, processes.world_size)
+    with torch.no_grad():
+        predictions = unwrap(student)(test_images[share].to(processes.device)).argmax(dim=-1).cpu()
+    errors = sum_over_processes(int((predictions != test_labels[share]).sum()), processes)
+    steps = len(trained.history.step_losses)
+    return {
+        "world_size": processes.world_size,
+        "backend": processes.backend,
+        "device": str(processes.device),
+        "threads_per_process": recipe.threads,
+        "epochs": recipe.epochs,
+        "steps": steps,
+        "global_batch": recipe.batch_size,
+        "seconds": seconds,
+        "samples_per_second": steps * recipe.batch_size / seconds,
+        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
+        "test_errors": int(errors),
+    }
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """One torchrun worker: join the processes, distil, let rank 0 write and print the result."""
+    processes = join_processes(device=args.device)
+    try:
+        result = distil_on_processes(processes, mode=args.mode, epochs=args.epochs, threads=args.threads)
+        if args.out is not None:
+            on_main_process(processes, lambda: write_json_atomic(args.out, result))
+        if processes.main:
+            print(f"{result['world_size']} process(es), {result['backend']}: {result['steps']} steps of "
+                  f"{result['global_batch']} digits in {result['seconds']:.1f} s "
+                  f"({result['samples_per_second']:,.0f} digits/s), {result['test_errors']} test errors")
+    finally:
+        leave_processes()
+
+
+def launch(nproc: int, extra: list[str]) -> int:
+    """Start ``nproc`` workers on this machine with torchrun; its exit status (chapter 08)."""
+    from torch.distributed.run import main as torchrun
+
+    nproc = checks.positive_int("nproc", nproc)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # else torchrun warns, sets 1
+    try:
+        torchrun(["--standalone", f"--nproc_per_node={nproc}", "-m", "course_lib.cases.distributed", "--worker", *extra])
+    except Exception as error:  # torchrun raises ChildFailedError with every failed rank's traceback
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: launch ``--nproc`` workers with torchrun, or (``--worker``) be one of them (chapter 08)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--nproc", type=int, default=2, help="processes on this machine (default 2)")
+    parser.add_argument("--mode", choices=("fast", "full"), default="fast")
+    parser.add_argument("--epochs", type=int, default=None, help="the student's epochs (default: the recipe's)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: shared out)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here (rank 0)")
+    parser.add_argument("--worker", action="store_true", help="run as one torchrun worker (set by the launcher)")
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args)
+        return 0
+    extra = ["--mode", args.mode, "--device", args.device]
+    for option in ("epochs", "threads"):
+        if getattr(args, option) is not None:
+            extra += [f"--{option}", str(getattr(args, option))]
+    if args.out is not None:
+        extra += ["--out", str(args.out.resolve())]
+    return launch(args.nproc, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
