@@ -155,7 +155,7 @@ def compare_with_published(corpus: "NerCorpus") -> dict[str, dict[str, int]]:
 
 
 def split_profile(sentences: Sequence[Sentence]) -> dict[str, int]:
-    """How a split's sentences were cut: counts a reader needs before comparing F1 with a paper (chapter 07).
+    """How a split's sentences were cut: counts a reader needs before comparing F1 with a paper (chapter 04).
 
     ``sentences``; ``longest`` (characters); ``at_100`` (exactly 100 characters); ``mid_sentence_end``
     (ending on a comma, semicolon or colon instead of a sentence-final mark: a long sentence cut in

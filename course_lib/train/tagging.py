@@ -167,7 +167,7 @@ def token_nll(model: nn.Module, batches: Iterable[dict[str, Tensor]], device: to
 
 
 def run_on_text(model: nn.Module, vocab: CharVocab, text: str) -> tuple[Any, Tensor]:
-    """Run ``model`` on one raw sentence in eval mode without gradients: (its output, the mask) (chapter 04).
+    """Run ``model`` on one raw sentence in eval mode without gradients: (its output, the mask) (chapter 03).
 
     The text is encoded character by character with ``vocab``; texts longer than the model's
     ``config.max_len`` are refused. The model is left in the mode it was in.
