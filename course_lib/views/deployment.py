@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -11,6 +12,16 @@ from matplotlib.figure import Figure
 from course_lib.cases.deploy.table import VARIANTS, DeployTable
 
 
+_LABEL_WIDTH = 8
+"""Characters per line of an x tick label: four labels side by side in a panel a third of the figure wide."""
+
+
+def _tick_label(title: str) -> str:
+    """A variant's title as a short multi-line tick label: "student, ONNX Runtime int8" -> "student\nONNX\nRuntime\nint8"."""
+    head, _, rest = title.partition(", ")
+    return "\n".join([head, *textwrap.wrap(rest, _LABEL_WIDTH)])
+
+
 def plot_deployment(table: DeployTable | dict[str, Any]) -> Figure:
     """Three panels per variant: p50 latency at batch 1 (p95 as a whisker), size on disk, test score (chapter 08).
 
@@ -18,9 +29,9 @@ def plot_deployment(table: DeployTable | dict[str, Any]) -> Figure:
     """
     data = table.to_dict() if isinstance(table, DeployTable) else table
     rows = [data["rows"][variant] for variant in VARIANTS]
-    titles = [row["title"].replace(", ", "\n", 1) for row in rows]
+    titles = [_tick_label(row["title"]) for row in rows]
     colours = ["#888888", "#1f77b4", "#2ca02c", "#d62728"]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     p50 = [row["batch1"]["p50_ms"] for row in rows]
     p95 = [row["batch1"]["p95_ms"] for row in rows]
     axes[0].bar(titles, p50, color=colours, yerr=[np.zeros(4), np.subtract(p95, p50)], capsize=4)
