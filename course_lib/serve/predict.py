@@ -229,6 +229,12 @@ class NerPredictor:
             ])
         return results
 
+    def tags(self, texts: Sequence[str]) -> list[list[str]]:
+        """The BIO tag of every character of each text, decoded with Viterbi as :meth:`predict_batch` does."""
+        texts = self._check_texts(texts)
+        return [[self.labels[i] for i in self._best_tags(probs)] if text.strip() else ["O"] * len(text)
+                for text, probs in zip(texts, self.probabilities(texts))]
+
     def _best_tags(self, probs: np.ndarray) -> np.ndarray:
         """The valid BIO tag ids of highest probability for one text's (length, num_labels) ``probs`` (Viterbi)."""
         log_probs = torch.from_numpy(np.log(np.maximum(probs, 1e-30))).unsqueeze(0)

@@ -50,6 +50,11 @@ def test_ner_f1_through_the_predictor_matches_chapter_07s_evaluation(tiny_deploy
     bundle = load_bundle(tiny_deploy_pairs["pairs"]["ner"].teacher)
     predictor = load_predictor(bundle.folder)
     assert _ner_f1(predictor, sentences) == pytest.approx(_split_scores(bundle.model, bundle.vocab, sentences)["f1"])
+    texts = ["".join(sentence.chars) for sentence in sentences]
+    for text, tags in zip(texts, predictor.tags(texts)):
+        assert len(tags) == len(text)
+        assert all(not tag.startswith("I-") or (i and previous[2:] == tag[2:])
+                   for i, (previous, tag) in enumerate(zip(["O", *tags], tags))), "Viterbi keeps every I- after its B-/I-"
 
 
 def test_digit_accuracy_counts_the_test_digits(tiny_deploy_pairs):
