@@ -30,6 +30,9 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# jupyterlab-rise pulls in jupyterlab-mathjax3 4.3, built for JupyterLab 3 and refused by 4.x in the
+	# browser console; JupyterLab 4 renders maths itself, so the stale extension is switched off.
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyterlab/mathjax3-extension
 	touch $@
 
 install: $(INSTALLED)
