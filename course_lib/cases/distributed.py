@@ -1,17 +1,21 @@
-"""Distillation on several processes: the MNIST student distilled under ``torchrun`` (chapter 08).
+"""Distillation on several processes: chapter 06's MNIST student or chapter 07's NER student under ``torchrun`` (chapter 08).
 
-``python -m course_lib.cases.distributed --nproc 2`` starts ``torchrun --standalone`` with two
-processes on this machine (gloo on a CPU; on a multi-GPU box one process per GPU with NCCL, the
-same command); each runs :func:`distil_on_processes`. Across machines, start the worker with
-torchrun on every machine::
+``python -m course_lib.cases.distributed --nproc 2 [--case ner]`` starts ``torchrun --standalone``
+with two processes on this machine (gloo on a CPU; on a multi-GPU box one process per GPU with
+NCCL, the same command); each runs :func:`distil_on_processes` (MNIST) or
+:func:`distil_ner_on_processes` (NER). Across machines, start the worker with torchrun on every
+machine::
 
     torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m course_lib.cases.distributed --worker
 
-The teacher is loaded (or trained once, by rank 0, while the others wait) from the course's model
-cache and runs frozen under ``torch.no_grad`` on every rank; only the student is wrapped in
-``DistributedDataParallel``; each rank takes its share of every global batch; the test errors are
-counted on each rank's share of the test digits and summed; rank 0 writes the result.
+The teacher is loaded from the course's model cache or the shipped artefact (anything that must
+be computed first — a missing MNIST teacher, the NER teacher's cached logits — rank 0 computes
+while the others wait) and runs frozen under ``torch.no_grad`` on every rank; only the student is
+wrapped in ``DistributedDataParallel``; each rank takes its share of every global batch; metrics
+are averaged or summed over the ranks; rank 0 writes the result. MNIST uses a
+``DistributedSampler``; NER keeps chapter 07's length-bucketed loader, which ``fit`` deals out by
+rows — so any recipe that trains through ``fit`` runs under torchrun unchanged.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from torch.utils.data import TensorDataset
 
 from course_lib import checks
 from course_lib.cases.mnist.models import MnistRecipe, mnist_model, mnist_recipe, transfer_set
+from course_lib.cases.ner.reference import reference_teacher
+from course_lib.cases.ner.reference_kd import reference_kd_recipe, teacher_logits
+from course_lib.cases.ner.tagger import TaggerRecipe, build_tagger, fit_tagger, scoring_loader, training_sentences
 from course_lib.context import CourseContext
-from course_lib.data import load_mnist, mnist_tensors
+from course_lib.data import load_mnist, load_msra, mnist_tensors
 from course_lib.files import write_json_atomic
 from course_lib.kd.distiller import Distiller
+from course_lib.kd.methods import setup_method
 from course_lib.nn.mlp import MLP
 from course_lib.train.distributed import (
     Processes,
@@ -48,6 +56,7 @@ from course_lib.train.distributed import (
     wrap_student,
 )
 from course_lib.train.fit import fit
+from course_lib.train.tagging import evaluate_tagger, tagger_loss
 
 TEMPERATURE, ALPHA = 20.0, 0.5
 
@@ -108,17 +117,68 @@ def distil_on_processes(processes: Processes, mode: str = "fast", epochs: int | 
     }
 
 
+def ner_student_recipe(mode: str, processes: Processes, epochs: int | None = None,
+                       threads: int | None = None) -> TaggerRecipe:
+    """Chapter 07's logit-KD student of the shipped reference teacher; by default the CPU's threads are shared out (chapter 08)."""
+    recipe = reference_kd_recipe("logit_kd", mode)
+    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
+    return dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+
+
+def distil_ner_on_processes(processes: Processes, mode: str = "fast", epochs: int | None = None,
+                            threads: int | None = None) -> dict[str, Any]:
+    """Distil chapter 07's NER student from the shipped teacher on this process's share of every batch (chapter 08).
+
+    The training loader is chapter 07's own (length-bucketed, seeded); ``fit`` wraps the student in
+    DDP and deals each batch out by rows, dataset indices included, so every rank looks up the
+    teacher's cached logits of its own sentences. Rank 0 computes and saves that cache first while
+    the others wait. Returns the run's figures and the test F1 (every rank holds the same student).
+    """
+    corpus = load_msra()
+    artefact = reference_teacher()
+    recipe = ner_student_recipe(mode, processes, epochs, threads)
+    sentences = training_sentences(corpus, recipe)
+    on_main_process(processes, lambda: teacher_logits(artefact, sentences, recipe.max_len))
+    cache = teacher_logits(artefact, sentences, recipe.max_len)
+    torch.manual_seed(recipe.seed)
+    student = build_tagger(recipe, len(artefact.vocab))
+    setup = setup_method(recipe, student=student, teacher=artefact.model, task_loss=tagger_loss, cache=cache)
+    check_teacher(artefact.model)
+    start = time.perf_counter()
+    trained = fit_tagger(student, recipe, sentences, corpus.dev, artefact.vocab, loss_fn=setup.loss_fn,
+                         device=processes.device, progress=processes.main,
+                         desc=f"rank {processes.rank} of {processes.world_size}")
+    seconds = mean_over_processes(time.perf_counter() - start, processes)
+    test = evaluate_tagger(trained.model.eval(), scoring_loader(corpus.test, artefact.vocab, recipe.max_len))
+    return {
+        "world_size": processes.world_size,
+        "backend": processes.backend,
+        "device": str(processes.device),
+        "threads_per_process": recipe.threads,
+        "epochs": recipe.epochs,
+        "steps": len(trained.history.step_losses),
+        "global_batch": recipe.batch_size,
+        "seconds": seconds,
+        "samples_per_second": len(sentences) * recipe.epochs / seconds,
+        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
+        "test_f1": round(float(test["f1"]), 4),
+    }
+
+
 def _worker(args: argparse.Namespace) -> None:
     """One torchrun worker: join the processes, distil, let rank 0 write and print the result."""
     processes = join_processes(device=args.device)
     try:
-        result = distil_on_processes(processes, mode=args.mode, epochs=args.epochs, threads=args.threads)
+        run = distil_ner_on_processes if args.case == "ner" else distil_on_processes
+        result = run(processes, mode=args.mode, epochs=args.epochs, threads=args.threads)
         if args.out is not None:
             on_main_process(processes, lambda: write_json_atomic(args.out, result))
         if processes.main:
-            print(f"{result['world_size']} process(es), {result['backend']}: {result['steps']} steps of "
-                  f"{result['global_batch']} digits in {result['seconds']:.1f} s "
-                  f"({result['samples_per_second']:,.0f} digits/s), {result['test_errors']} test errors")
+            unit, score = ("sentences", f"test F1 {result['test_f1']:.4f}") if args.case == "ner" else \
+                ("digits", f"{result['test_errors']} test errors")
+            print(f"{args.case}, {result['world_size']} process(es), {result['backend']}: {result['steps']} steps of "
+                  f"{result['global_batch']} {unit} in {result['seconds']:.1f} s "
+                  f"({result['samples_per_second']:,.0f} {unit}/s), {score}")
     finally:
         leave_processes()
 
@@ -141,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: launch ``--nproc`` workers with torchrun, or (``--worker``) be one of them (chapter 08)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--nproc", type=int, default=2, help="processes on this machine (default 2)")
+    parser.add_argument("--case", choices=("mnist", "ner"), default="mnist",
+                        help="mnist: chapter 06's student; ner: chapter 07's logit-KD student of the shipped teacher")
     parser.add_argument("--mode", choices=("fast", "full"), default="fast")
     parser.add_argument("--epochs", type=int, default=None, help="the student's epochs (default: the recipe's)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: shared out)")
@@ -151,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         _worker(args)
         return 0
-    extra = ["--mode", args.mode, "--device", args.device]
+    extra = ["--case", args.case, "--mode", args.mode, "--device", args.device]
     for option in ("epochs", "threads"):
         if getattr(args, option) is not None:
             extra += [f"--{option}", str(getattr(args, option))]

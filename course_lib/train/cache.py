@@ -20,6 +20,7 @@ from course_lib.context import check_mode
 from course_lib.data import CharVocab, cache_dir
 from course_lib.files import sha256_file
 from course_lib.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from course_lib.train.distributed import current_processes
 from course_lib.train.fit import Trained
 from course_lib.train.recipe import Recipe
 
@@ -85,6 +86,7 @@ def load_or_train(
     trained = train(model, words)
     metadata = {"key": key, "recipe": recipe.to_dict(), "metrics": trained.metrics,
                 "seconds": round(trained.seconds, 3), "vocab": words.tokens() if words is not None else None}
-    save_checkpoint(path, model, getattr(model, "config", {}), metadata=metadata)
+    if current_processes(device).main:  # under torchrun every rank trains the same model; rank 0 writes it
+        save_checkpoint(path, model, getattr(model, "config", {}), metadata=metadata)
     trained.model, trained.path, trained.vocab = model.to(device).eval(), path, words
     return trained

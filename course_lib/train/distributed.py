@@ -15,7 +15,12 @@ of this module holds the parts a distillation run needs:
   rank, not read on rank 0 alone;
 - :func:`on_main_process`: rank 0 alone writes checkpoints and results, and the others wait for it.
 
-Without torchrun (no ``WORLD_SIZE`` in the environment) everything degrades to one process.
+:func:`course_lib.train.fit.fit` uses these by itself when it runs inside a process group
+(:func:`current_processes`): it wraps the student in DDP and, unless the loader already has a
+``DistributedSampler``, gives each rank its share of every batch the loader yields
+(:class:`ShardedBatches`). Every recipe of the course that trains through ``fit`` therefore runs
+under torchrun unchanged. Without torchrun (no ``WORLD_SIZE`` in the environment) everything
+degrades to one process.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -90,6 +95,15 @@ def join_processes(device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -
     return Processes(rank=rank, world_size=world_size, local_rank=local_rank, device=target, backend=backend)
 
 
+def current_processes(device: torch.device | str = "cpu") -> Processes:
+    """This process's place in the process group it has joined, on ``device``; one process when it has joined none (chapter 08)."""
+    device = torch.device(device)
+    if not (dist.is_available() and dist.is_initialized()):
+        return Processes(device=device)
+    return Processes(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                     local_rank=int(os.environ.get("LOCAL_RANK", 0)), device=device, backend=dist.get_backend())
+
+
 def leave_processes() -> None:
     """Leave the process group, if this process joined one (chapter 08)."""
     if dist.is_initialized():
@@ -139,6 +153,60 @@ def sharded_loader(dataset: Dataset, batch_size: int, processes: Processes, *, s
                                  shuffle=shuffle, seed=seed, drop_last=True)
     return DataLoader(dataset, batch_size=batch_size // processes.world_size, sampler=sampler,
                       drop_last=True, collate_fn=collate_fn)
+
+
+def _share(value: Any, rank: int, world_size: int, rows: int) -> Any:
+    """This rank's rows (``rank``, ``rank + world_size``, …) of every tensor in ``value`` with ``rows`` rows."""
+    if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == rows:
+        return value[rank::world_size]
+    if isinstance(value, dict):
+        return {key: _share(item, rank, world_size, rows) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_share(item, rank, world_size, rows) for item in value)
+    return value
+
+
+def _rows(batch: Any) -> int:
+    """The number of examples in ``batch``: the first dimension of its first tensor."""
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    items = batch.values() if isinstance(batch, dict) else batch
+    return next(_rows(item) for item in items if isinstance(item, (Tensor, dict, tuple, list)))
+
+
+class ShardedBatches:
+    """Each batch of ``loader`` cut into this rank's share: rows ``rank``, ``rank + world_size``, … (chapter 08).
+
+    Every rank iterates the same loader in the same order (its shuffling is seeded, not drawn per
+    rank), so the shares of one step together are the batch one process would take — with the
+    loader's own length bucketing and dataset indices (``batch["index"]``, which a teacher-logit
+    cache looks up) intact. A batch with fewer examples than ranks is skipped on every rank, so all
+    ranks take the same number of steps.
+    """
+
+    def __init__(self, loader: Any, processes: Processes) -> None:
+        self.loader = loader
+        self.processes = processes
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            rows = _rows(batch)
+            if rows >= self.processes.world_size:
+                yield _share(batch, self.processes.rank, self.processes.world_size, rows)
+
+
+def for_processes(model: nn.Module, loader: Any, processes: Processes) -> tuple[nn.Module, Any]:
+    """The student and the loader a training run on ``processes`` needs: DDP-wrapped and sharded when distributed (chapter 08)."""
+    if not processes.distributed:
+        return model, loader
+    if not isinstance(model, DistributedDataParallel):
+        model = wrap_student(model, processes)
+    if not isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        loader = ShardedBatches(loader, processes)
+    return model, loader
 
 
 def mean_over_processes(value: float, processes: Processes) -> float:

@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from course_lib import checks
 from course_lib.data import CharVocab
+from course_lib.train.distributed import current_processes, for_processes
 from course_lib.train.loop import EvaluateFn, LossFn, TrainingHistory, train
 from course_lib.train.recipe import Recipe
 
@@ -149,6 +150,11 @@ def fit(
     ``recipe.threads`` CPU threads. ``after_step`` runs after every optimiser step (e.g. a
     max-norm constraint). With ``dev_loader`` and ``evaluate_fn`` the best ``monitor`` epoch is
     kept (unless ``keep_best`` is False). The returned ``metrics`` are empty: the case fills them.
+
+    Inside a ``torch.distributed`` process group (a script started with torchrun), the model is
+    trained as a ``DistributedDataParallel`` module on this rank's share of every batch
+    (:func:`~course_lib.train.distributed.for_processes`), with a progress bar on rank 0 only; the
+    returned model is the plain module.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -157,10 +163,12 @@ def fit(
         optimizer.register_step_post_hook(lambda *_: after_step())
     total_steps = len(train_loader) * recipe.epochs  # type: ignore[arg-type]
     scheduler = warmup_linear_schedule(optimizer, int(recipe.warmup_fraction * total_steps), total_steps)
+    processes = current_processes(device)
+    trained_model, train_loader = for_processes(model, train_loader, processes)
     start = time.perf_counter()
     with cpu_threads(device, recipe.threads):
-        history = train(model, train_loader, loss_fn=loss_fn, optimizer=optimizer, epochs=recipe.epochs,
+        history = train(trained_model, train_loader, loss_fn=loss_fn, optimizer=optimizer, epochs=recipe.epochs,
                         dev_loader=dev_loader, evaluate_fn=evaluate_fn, monitor=monitor, mode=mode,
                         patience=recipe.patience, scheduler=scheduler, clip_grad_norm=recipe.clip_grad_norm,
-                        device=device, progress=progress, desc=desc, keep_best=keep_best)
+                        device=device, progress=progress and processes.main, desc=desc, keep_best=keep_best)
     return Trained(model=model, recipe=recipe, seconds=time.perf_counter() - start, history=history)

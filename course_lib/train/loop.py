@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from course_lib import checks
 from course_lib.context import progress_bars
 from course_lib.train.checkpoint import save_checkpoint
+from course_lib.train.distributed import current_processes, unwrap
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 EvaluateFn = Callable[[nn.Module, Any], Mapping[str, float]]
@@ -148,7 +149,7 @@ def _evaluate(model: nn.Module, evaluate_fn: EvaluateFn, dev_loader: Iterable, m
     """Run ``evaluate_fn`` in eval mode without gradients and check what it returns."""
     model.eval()
     with torch.no_grad():
-        metrics = evaluate_fn(model, dev_loader)
+        metrics = evaluate_fn(unwrap(model), dev_loader)
     if not isinstance(metrics, Mapping):
         raise TypeError(f"evaluate_fn must return a dict of metric name -> number, got "
                         f"{type(metrics).__name__} after epoch {epoch}")
@@ -240,9 +241,10 @@ def train(
         model.load_state_dict(best_state)
     model.zero_grad(set_to_none=True)  # no stale gradient of the last step stays on the trained model
     model.eval()
-    if checkpoint_path is not None:
+    if checkpoint_path is not None and current_processes(device).main:  # one writer under torchrun: rank 0
         kept_epoch = history.best_epoch if best_state is not None else len(history.epochs)
-        save_checkpoint(checkpoint_path, model, getattr(model, "config", {}),
+        plain = unwrap(model)
+        save_checkpoint(checkpoint_path, plain, getattr(plain, "config", {}),
                         metadata={"epoch": kept_epoch, "monitor": monitor if evaluate_fn is not None else None,
                                   "score": history.best_score})
     return history

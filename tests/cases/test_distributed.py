@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.cases.distributed import ddp_student_recipe, distil_on_processes, main
+from course_lib.cases.distributed import (
+    ddp_student_recipe,
+    distil_ner_on_processes,
+    distil_on_processes,
+    main,
+    ner_student_recipe,
+)
 from course_lib.cases.mnist.models import MnistRecipe, fit_mnist_mlp
 from course_lib.data import load_mnist
 from course_lib.train.distributed import Processes
@@ -26,11 +32,20 @@ def test_one_process_distils_the_student_and_reports_its_figures(small_teacher):
     assert all(not p.requires_grad for p in small_teacher.parameters()), "the teacher stays frozen"
 
 
+def test_one_process_distils_the_ner_student_from_the_shipped_teacher():
+    result = distil_ner_on_processes(Processes(), mode="fast", epochs=1, threads=1)
+    assert result["world_size"] == 1 and result["epochs"] == 1 and result["global_batch"] == 32
+    assert result["steps"] > 0 and result["samples_per_second"] > 0
+    assert 0.0 < result["test_f1"] < 1.0, "one epoch on the teacher's soft targets finds some entities"
+
+
 def test_the_recipe_shares_the_cpu_among_the_processes(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert ddp_student_recipe("fast", Processes(world_size=4, rank=1)).threads == 2
     assert ddp_student_recipe("fast", Processes(), epochs=3, threads=5).threads == 5
     assert ddp_student_recipe("fast", Processes(), epochs=3).epochs == 3
+    assert ner_student_recipe("fast", Processes(world_size=2, rank=0)).threads == 4
+    assert ner_student_recipe("fast", Processes()).method == "logits"
 
 
 def test_the_command_line_refuses_a_bad_process_count():

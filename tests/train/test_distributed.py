@@ -20,6 +20,7 @@ from torch.utils.data import TensorDataset
 from course_lib.context import REPO_ROOT
 from course_lib.train.distributed import (
     Processes,
+    ShardedBatches,
     check_teacher,
     join_processes,
     mean_over_processes,
@@ -66,6 +67,19 @@ def test_two_processes_train_the_same_student_as_one_with_the_same_global_batch(
     assert reports[1]["backend"] == "gloo" and reports[1]["student_is_ddp"] == "DistributedDataParallel"
     assert reports[0]["steps"] == reports[1]["steps"] == 8  # 64 examples / 16 a global batch × 2 epochs
     assert reports[1]["mean_loss"] == pytest.approx(reports[0]["mean_loss"], rel=1e-5)
+
+
+def test_fit_distributes_a_plain_model_and_loader_by_itself(runs, tmp_path):
+    done = _run(tmp_path, 2, "--via-fit")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["world_size"] == 2 and report["returned_model"] == "Linear", "fit returns the plain module"
+    two = load_file(str(tmp_path / "student.safetensors"))
+    plain = _run(tmp_path / "one", 1, "--via-fit")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    single = load_file(str(tmp_path / "one" / "student.safetensors"))
+    for name in single:
+        assert torch.allclose(single[name], two[name], atol=1e-6), name
 
 
 def test_the_teacher_gets_no_gradient_and_only_rank_0_writes(runs):
@@ -117,6 +131,17 @@ def test_a_sharded_loader_draws_a_new_order_every_epoch_through_the_loop():
     first, second = sum(seen[:4], []), sum(seen[4:], [])
     assert sorted(first) == sorted(second) == list(range(32))
     assert first != second, "set_epoch was not called: every epoch would see the same order"
+
+
+def test_sharded_batches_deal_every_batch_out_by_rows_and_skip_one_too_small():
+    loader = [{"input_ids": torch.arange(10).reshape(5, 2), "index": torch.arange(5), "note": "kept"},
+              (torch.arange(3.0), torch.arange(3)), (torch.zeros(1), torch.zeros(1))]
+    shares = [list(ShardedBatches(loader, Processes(rank=rank, world_size=2))) for rank in (0, 1)]
+    assert len(ShardedBatches(loader, Processes(rank=0, world_size=2))) == 3
+    assert [len(share) for share in shares] == [2, 2], "the one-example batch is skipped on both ranks"
+    assert shares[0][0]["index"].tolist() == [0, 2, 4] and shares[1][0]["index"].tolist() == [1, 3]
+    assert shares[1][0]["input_ids"].tolist() == [[2, 3], [6, 7]] and shares[1][0]["note"] == "kept"
+    assert shares[0][1][0].tolist() == [0.0, 2.0] and shares[1][1][1].tolist() == [1]
 
 
 def test_a_wrapped_or_trainable_teacher_is_refused(tmp_path):
