@@ -1,9 +1,9 @@
-"""Distillation on several processes: chapter 06's MNIST student or chapter 07's NER student under ``torchrun`` (chapter 08).
+"""Distillation on several processes: the MNIST, NER or translation student under ``torchrun`` (chapter 08).
 
-``python -m course_lib.cases.distributed --nproc 2 [--case ner]`` starts ``torchrun --standalone``
-with two processes on this machine (gloo on a CPU; on a multi-GPU box one process per GPU with
-NCCL, the same command); each runs :func:`distil_on_processes` (MNIST) or
-:func:`distil_ner_on_processes` (NER). Across machines, start the worker with torchrun on every
+``python -m course_lib.cases.distributed --nproc 2 [--case ner|mt]`` starts ``torchrun
+--standalone`` with two processes on this machine (gloo on a CPU; on a multi-GPU box one process
+per GPU with NCCL, the same command); each runs :func:`distil_on_processes` (MNIST),
+:func:`distil_ner_on_processes` (NER) or :func:`distil_mt_on_processes` (translation). Across machines, start the worker with torchrun on every
 machine::
 
     torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
@@ -37,12 +37,22 @@ from course_lib.cases.mnist.models import MnistRecipe, mnist_model, mnist_recipe
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.reference_kd import reference_kd_recipe, teacher_logits
 from course_lib.cases.ner.tagger import TaggerRecipe, build_tagger, fit_tagger, scoring_loader, training_sentences
+from course_lib.cases.translation import (
+    fit_translation,
+    prepare_translation_data,
+    translate,
+    translation_model,
+    translation_recipe,
+    translation_scores,
+)
 from course_lib.context import CourseContext
-from course_lib.data import load_mnist, load_msra, mnist_tensors
+from course_lib.data import load_bible, load_mnist, load_msra, mnist_tensors
 from course_lib.files import write_json_atomic
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.methods import setup_method
+from course_lib.kd.teacher import frozen
 from course_lib.nn.mlp import MLP
+from course_lib.nn.seq2seq import Seq2SeqTransformer
 from course_lib.train.distributed import (
     Processes,
     check_teacher,
@@ -59,6 +69,7 @@ from course_lib.train.fit import fit
 from course_lib.train.tagging import evaluate_tagger, tagger_loss
 
 TEMPERATURE, ALPHA = 20.0, 0.5
+MT_TEST_VERSES = 100
 
 
 def ddp_student_recipe(mode: str, processes: Processes, epochs: int | None = None,
@@ -165,17 +176,60 @@ def distil_ner_on_processes(processes: Processes, mode: str = "fast", epochs: in
     }
 
 
+def distil_mt_on_processes(processes: Processes, mode: str = "fast", epochs: int | None = None,
+                           threads: int | None = None) -> dict[str, Any]:
+    """Distil chapter 09's word-level KD translation student (Kim & Rush) on this process's share of every batch (chapter 08).
+
+    The English → Spanish teacher comes from the model cache (rank 0 trains it first when it is
+    missing, while the others wait); the student trains through ``fit``, which wraps it in DDP and
+    deals out each batch of the length-bucketed loader. Returns the run's figures and the greedy
+    BLEU of the student on the first test verses (every rank holds the same student).
+    """
+    context = CourseContext(mode=mode, device=processes.device, seed=0)
+    corpus = load_bible()
+    teacher_recipe = translation_recipe("teacher", mode)
+    data = prepare_translation_data(corpus, teacher_recipe)
+    on_main_process(processes, lambda: translation_model(context, "teacher", teacher_recipe, data, progress=False))
+    teacher = translation_model(context, "teacher", teacher_recipe, data, progress=False)
+    check_teacher(frozen(teacher.model))
+    recipe = translation_recipe("word_kd", mode)
+    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
+    recipe = dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+    torch.manual_seed(recipe.seed)
+    student = Seq2SeqTransformer(recipe.model_config(len(data.vocab)))
+    start = time.perf_counter()
+    trained = fit_translation(student, "word_kd", recipe, data, teacher, mode, processes.device, processes.main)
+    seconds = mean_over_processes(time.perf_counter() - start, processes)
+    test = corpus.test[:MT_TEST_VERSES]
+    hypotheses = translate(trained.model.eval(), data.vocab, [pair.english for pair in test], max_len=recipe.max_len)
+    bleu = translation_scores(hypotheses, [pair.spanish for pair in test])["bleu"]
+    return {
+        "world_size": processes.world_size,
+        "backend": processes.backend,
+        "device": str(processes.device),
+        "threads_per_process": recipe.threads,
+        "epochs": recipe.epochs,
+        "steps": len(trained.history.step_losses),
+        "global_batch": recipe.batch_size,
+        "seconds": seconds,
+        "samples_per_second": len(data.sources) * recipe.epochs / seconds,
+        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
+        "test_bleu": round(float(bleu), 2),
+    }
+
+
 def _worker(args: argparse.Namespace) -> None:
     """One torchrun worker: join the processes, distil, let rank 0 write and print the result."""
     processes = join_processes(device=args.device)
     try:
-        run = distil_ner_on_processes if args.case == "ner" else distil_on_processes
+        run = {"mnist": distil_on_processes, "ner": distil_ner_on_processes, "mt": distil_mt_on_processes}[args.case]
         result = run(processes, mode=args.mode, epochs=args.epochs, threads=args.threads)
         if args.out is not None:
             on_main_process(processes, lambda: write_json_atomic(args.out, result))
         if processes.main:
-            unit, score = ("sentences", f"test F1 {result['test_f1']:.4f}") if args.case == "ner" else \
-                ("digits", f"{result['test_errors']} test errors")
+            unit, score = {"mnist": ("digits", f"{result.get('test_errors')} test errors"),
+                           "ner": ("sentences", f"test F1 {result.get('test_f1')}"),
+                           "mt": ("verses", f"test BLEU {result.get('test_bleu')} (greedy, first {MT_TEST_VERSES})")}[args.case]
             print(f"{args.case}, {result['world_size']} process(es), {result['backend']}: {result['steps']} steps of "
                   f"{result['global_batch']} {unit} in {result['seconds']:.1f} s "
                   f"({result['samples_per_second']:,.0f} {unit}/s), {score}")
@@ -201,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: launch ``--nproc`` workers with torchrun, or (``--worker``) be one of them (chapter 08)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--nproc", type=int, default=2, help="processes on this machine (default 2)")
-    parser.add_argument("--case", choices=("mnist", "ner"), default="mnist",
-                        help="mnist: chapter 06's student; ner: chapter 07's logit-KD student of the shipped teacher")
+    parser.add_argument("--case", choices=("mnist", "ner", "mt"), default="mnist",
+                        help="mnist: chapter 06's student; ner: chapter 07's logit-KD student of the shipped teacher; "
+                             "mt: chapter 09's word-level KD translation student")
     parser.add_argument("--mode", choices=("fast", "full"), default="fast")
     parser.add_argument("--epochs", type=int, default=None, help="the student's epochs (default: the recipe's)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: shared out)")

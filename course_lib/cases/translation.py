@@ -473,15 +473,19 @@ def translation_model(
         return Seq2SeqTransformer(recipe.model_config(len(data.vocab)))
 
     def train(model: nn.Module, _: Any) -> Trained:
-        return _fit_translation(model, role, recipe, data, teacher, mode, device, progress)
+        return fit_translation(model, role, recipe, data, teacher, mode, device, progress)
 
     return load_or_train(model_path(f"mt_{name}", mode), recipe, build=build, train=train, depends_on=depends_on,
                          device=device)
 
 
-def _fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data: TranslationData,
-                     teacher: Trained | None, mode: str, device: torch.device, progress: bool) -> Trained:
-    """Train ``model`` as ``recipe`` says, on the references or (sequence-level KD) the teacher's translations."""
+def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data: TranslationData,
+                    teacher: Trained | None, mode: str, device: torch.device, progress: bool) -> Trained:
+    """Train ``model`` as ``recipe`` says, on the references or the teacher's translations, without caching it (chapter 09).
+
+    :func:`translation_model` caches what this trains; a run on several processes (chapter 08) calls
+    it directly, so that every run trains.
+    """
     targets, metrics = data.targets, {"train_pairs": len(data.sources), "dropped_long_pairs": data.dropped}
     if recipe.method in ("seq_kd", "word_seq_kd"):
         written = teacher_translations(teacher.model, data.sources, beam_size=recipe.beam_size,

@@ -7,6 +7,7 @@ import torch
 
 from course_lib.cases.distributed import (
     ddp_student_recipe,
+    distil_mt_on_processes,
     distil_ner_on_processes,
     distil_on_processes,
     main,
@@ -37,6 +38,13 @@ def test_one_process_distils_the_ner_student_from_the_shipped_teacher():
     assert result["world_size"] == 1 and result["epochs"] == 1 and result["global_batch"] == 32
     assert result["steps"] > 0 and result["samples_per_second"] > 0
     assert 0.0 < result["test_f1"] < 1.0, "one epoch on the teacher's soft targets finds some entities"
+
+
+def test_one_process_distils_the_translation_student_word_by_word():
+    result = distil_mt_on_processes(Processes(), mode="fast", epochs=1, threads=1)
+    assert result["world_size"] == 1 and result["epochs"] == 1
+    assert result["steps"] > 0 and result["samples_per_second"] > 0 and result["train_loss"] > 0
+    assert 0.0 <= result["test_bleu"] <= 100.0
 
 
 def test_the_recipe_shares_the_cpu_among_the_processes(monkeypatch):
