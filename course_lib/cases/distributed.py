@@ -26,17 +26,28 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from course_lib import checks
-from course_lib.cases.mnist.models import MnistRecipe, mnist_model, mnist_recipe, transfer_set
+from course_lib.cases.mnist.models import (
+    MnistRecipe,
+    mnist_model,
+    mnist_recipe,
+    transfer_set,
+)
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.reference_kd import reference_kd_recipe, teacher_logits
-from course_lib.cases.ner.tagger import TaggerRecipe, build_tagger, fit_tagger, scoring_loader, training_sentences
+from course_lib.cases.ner.tagger import (
+    TaggerRecipe,
+    build_tagger,
+    fit_tagger,
+    scoring_loader,
+    training_sentences,
+)
 from course_lib.cases.translation import (
     fit_translation,
     prepare_translation_data,
@@ -65,19 +76,45 @@ from course_lib.train.distributed import (
     unwrap,
     wrap_student,
 )
-from course_lib.train.fit import fit
+from course_lib.train.fit import Trained, fit
+from course_lib.train.recipe import Recipe
 from course_lib.train.tagging import evaluate_tagger, tagger_loss
 
 TEMPERATURE, ALPHA = 20.0, 0.5
 MT_TEST_VERSES = 100
 
 
+R = TypeVar("R", bound=Recipe)
+
+
+def _shared_out(recipe: R, processes: Processes, epochs: int | None, threads: int | None) -> R:
+    """``recipe`` with ``epochs`` (default: its own) and ``threads`` per process (default: the CPU's threads shared out)."""
+    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
+    return dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+
+
+def _figures(processes: Processes, recipe: Recipe, trained: Trained, seconds: float, examples: int,
+             **scores: Any) -> dict[str, Any]:
+    """What every run reports: where it ran, its budget, its speed (``examples`` a second) and ``scores``."""
+    return {
+        "world_size": processes.world_size,
+        "backend": processes.backend,
+        "device": str(processes.device),
+        "threads_per_process": recipe.threads,
+        "epochs": recipe.epochs,
+        "steps": len(trained.history.step_losses),
+        "global_batch": recipe.batch_size,
+        "seconds": seconds,
+        "samples_per_second": examples / seconds,
+        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
+        **scores,
+    }
+
+
 def ddp_student_recipe(mode: str, processes: Processes, epochs: int | None = None,
                        threads: int | None = None) -> MnistRecipe:
     """The 800-800 student's recipe of chapter 06 (no jitter); by default the CPU's threads are shared among the processes (chapter 08)."""
-    recipe = mnist_recipe("student_scratch", mode)
-    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
-    return dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+    return _shared_out(mnist_recipe("student_scratch", mode), processes, epochs, threads)
 
 
 def distil_on_processes(processes: Processes, mode: str = "fast", epochs: int | None = None,
@@ -113,27 +150,13 @@ def distil_on_processes(processes: Processes, mode: str = "fast", epochs: int | 
         predictions = unwrap(student)(test_images[share].to(processes.device)).argmax(dim=-1).cpu()
     errors = sum_over_processes(int((predictions != test_labels[share]).sum()), processes)
     steps = len(trained.history.step_losses)
-    return {
-        "world_size": processes.world_size,
-        "backend": processes.backend,
-        "device": str(processes.device),
-        "threads_per_process": recipe.threads,
-        "epochs": recipe.epochs,
-        "steps": steps,
-        "global_batch": recipe.batch_size,
-        "seconds": seconds,
-        "samples_per_second": steps * recipe.batch_size / seconds,
-        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
-        "test_errors": int(errors),
-    }
+    return _figures(processes, recipe, trained, seconds, steps * recipe.batch_size, test_errors=int(errors))
 
 
 def ner_student_recipe(mode: str, processes: Processes, epochs: int | None = None,
                        threads: int | None = None) -> TaggerRecipe:
     """Chapter 07's logit-KD student of the shipped reference teacher; by default the CPU's threads are shared out (chapter 08)."""
-    recipe = reference_kd_recipe("logit_kd", mode)
-    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
-    return dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+    return _shared_out(reference_kd_recipe("logit_kd", mode), processes, epochs, threads)
 
 
 def distil_ner_on_processes(processes: Processes, mode: str = "fast", epochs: int | None = None,
@@ -161,19 +184,8 @@ def distil_ner_on_processes(processes: Processes, mode: str = "fast", epochs: in
                          desc=f"rank {processes.rank} of {processes.world_size}")
     seconds = mean_over_processes(time.perf_counter() - start, processes)
     test = evaluate_tagger(trained.model.eval(), scoring_loader(corpus.test, artefact.vocab, recipe.max_len))
-    return {
-        "world_size": processes.world_size,
-        "backend": processes.backend,
-        "device": str(processes.device),
-        "threads_per_process": recipe.threads,
-        "epochs": recipe.epochs,
-        "steps": len(trained.history.step_losses),
-        "global_batch": recipe.batch_size,
-        "seconds": seconds,
-        "samples_per_second": len(sentences) * recipe.epochs / seconds,
-        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
-        "test_f1": round(float(test["f1"]), 4),
-    }
+    return _figures(processes, recipe, trained, seconds, len(sentences) * recipe.epochs,
+                    test_f1=round(float(test["f1"]), 4))
 
 
 def distil_mt_on_processes(processes: Processes, mode: str = "fast", epochs: int | None = None,
@@ -192,9 +204,7 @@ def distil_mt_on_processes(processes: Processes, mode: str = "fast", epochs: int
     on_main_process(processes, lambda: translation_model(context, "teacher", teacher_recipe, data, progress=False))
     teacher = translation_model(context, "teacher", teacher_recipe, data, progress=False)
     check_teacher(frozen(teacher.model))
-    recipe = translation_recipe("word_kd", mode)
-    threads = threads or max(1, (os.cpu_count() or 1) // processes.world_size)
-    recipe = dataclasses.replace(recipe, threads=threads, epochs=epochs or recipe.epochs)
+    recipe = _shared_out(translation_recipe("word_kd", mode), processes, epochs, threads)
     torch.manual_seed(recipe.seed)
     student = Seq2SeqTransformer(recipe.model_config(len(data.vocab)))
     start = time.perf_counter()
@@ -203,19 +213,8 @@ def distil_mt_on_processes(processes: Processes, mode: str = "fast", epochs: int
     test = corpus.test[:MT_TEST_VERSES]
     hypotheses = translate(trained.model.eval(), data.vocab, [pair.english for pair in test], max_len=recipe.max_len)
     bleu = translation_scores(hypotheses, [pair.spanish for pair in test])["bleu"]
-    return {
-        "world_size": processes.world_size,
-        "backend": processes.backend,
-        "device": str(processes.device),
-        "threads_per_process": recipe.threads,
-        "epochs": recipe.epochs,
-        "steps": len(trained.history.step_losses),
-        "global_batch": recipe.batch_size,
-        "seconds": seconds,
-        "samples_per_second": len(data.sources) * recipe.epochs / seconds,
-        "train_loss": mean_over_processes(trained.history.epochs[-1].train_loss, processes),
-        "test_bleu": round(float(bleu), 2),
-    }
+    return _figures(processes, recipe, trained, seconds, len(data.sources) * recipe.epochs,
+                    test_bleu=round(float(bleu), 2))
 
 
 def _worker(args: argparse.Namespace) -> None:
