@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -45,10 +48,10 @@ def context() -> CourseContext:
 @pytest.fixture(scope="session")
 def tiny_deploy_pairs(tmp_path_factory):
     """Tiny NER and MNIST teacher/student bundle pairs with ONNX exports, trained on real data in a private cache."""
-    from course_lib.data import load_mnist, load_msra
     from course_lib.cases.deploy.bundles import mnist_bundles, ner_bundles
     from course_lib.cases.mnist.models import MnistRecipe
     from course_lib.cases.ner.tagger import TaggerRecipe
+    from course_lib.data import load_mnist, load_msra
     from course_lib.serve.onnx import export_bundle
 
     corpus, mnist = load_msra(), load_mnist()  # from the data cache; the models go to a private one
@@ -82,3 +85,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
+REQUIRE_BROWSER = "COURSE_REQUIRE_BROWSER"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of a Chromium browser; without one the test is skipped, or fails when $COURSE_REQUIRE_BROWSER is set."""
+    path = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    if path is None:
+        message = ("no Chromium found: install Debian's chromium (sudo apt-get install chromium fonts-wqy-microhei) "
+                   "for the browser tests")
+        if os.environ.get(REQUIRE_BROWSER, "").strip() not in ("", "0"):
+            pytest.fail(f"{message}; ${REQUIRE_BROWSER} asks for the browser tests")
+        pytest.skip(message)
+    return path

@@ -73,8 +73,6 @@ from course_lib.train.distributed import (
     on_main_process,
     sharded_loader,
     sum_over_processes,
-    unwrap,
-    wrap_student,
 )
 from course_lib.train.fit import Trained, fit
 from course_lib.train.recipe import Recipe
@@ -139,7 +137,7 @@ def distil_on_processes(processes: Processes, mode: str = "fast", epochs: int | 
     images, labels = transfer_set(data, recipe)
     loader = sharded_loader(TensorDataset(images, labels), recipe.batch_size, processes, seed=recipe.seed)
     torch.manual_seed(recipe.seed)
-    student = wrap_student(MLP(recipe.model_config()), processes)
+    student = MLP(recipe.model_config())  # fit wraps it in DDP when there are several processes
     start = time.perf_counter()
     trained = fit(student, loader, recipe, loss_fn=distiller, device=processes.device, progress=processes.main,
                   desc=f"rank {processes.rank} of {processes.world_size}")
@@ -147,7 +145,7 @@ def distil_on_processes(processes: Processes, mode: str = "fast", epochs: int | 
     test_images, test_labels = mnist_tensors(data, "test")
     share = slice(processes.rank, None, processes.world_size)
     with torch.no_grad():
-        predictions = unwrap(student)(test_images[share].to(processes.device)).argmax(dim=-1).cpu()
+        predictions = trained.model(test_images[share].to(processes.device)).argmax(dim=-1).cpu()
     errors = sum_over_processes(int((predictions != test_labels[share]).sum()), processes)
     steps = len(trained.history.step_losses)
     return _figures(processes, recipe, trained, seconds, steps * recipe.batch_size, test_errors=int(errors))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import shutil
 import subprocess
 
 import nbformat
@@ -17,9 +15,6 @@ from PIL import Image
 from course_lib.course import slides
 from course_lib.data import npm
 from course_lib.data.cache import DataError
-
-BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
-REQUIRE_BROWSER = "COURSE_REQUIRE_BROWSER"
 
 
 def test_a_corrupt_cached_tarball_is_refused(model_cache):
@@ -95,10 +90,6 @@ def test_every_slide_has_speaker_notes_and_a_bilingual_title(deck):
     assert all(re.search(r"[\u4e00-\u9fff]", title) and re.search(r"[A-Za-z]", title) for title in titles[1:]), titles
 
 
-def _browser() -> str | None:
-    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
-
-
 def _screenshot(browser: str, url: str, png) -> None:
     subprocess.run(
         [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,720",
@@ -107,14 +98,8 @@ def _screenshot(browser: str, url: str, png) -> None:
     )
 
 
-def test_the_first_slides_render_in_a_headless_browser(deck, tmp_path):
-    browser = _browser()
-    if browser is None:
-        message = ("no Chromium found: install Debian's chromium (sudo apt-get install chromium fonts-wqy-microhei) "
-                   "to render the deck in a headless browser")
-        if os.environ.get(REQUIRE_BROWSER, "").strip() not in ("", "0"):
-            pytest.fail(f"{message}; ${REQUIRE_BROWSER} asks for the browser test")
-        pytest.skip(message)
+def test_the_first_slides_render_in_a_headless_browser(deck, tmp_path, chromium):
+    browser = chromium
     pictures = []
     for index in range(4):
         png = tmp_path / f"slide{index}.png"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,8 +27,6 @@ import pytest
 from course_lib.context import REPO_ROOT, CourseContext, results_dir
 from course_lib.files import write_json_atomic
 
-BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
-REQUIRE_BROWSER = "COURSE_REQUIRE_BROWSER"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 LAB_NOTEBOOK = [
@@ -58,16 +55,6 @@ PROMPTS_DONE = """() => {
     const idle = !indicator || indicator.getAttribute('data-status') === 'idle';
     return prompts.length > 0 && idle && prompts.every(text => /^\\[\\d+\\]:$/.test(text));
 }"""
-
-
-def _chromium() -> str:
-    path = next((found for name in BROWSERS if (found := shutil.which(name))), None)
-    if path is None:
-        message = "no Chromium found: install Debian's chromium (sudo apt-get install chromium) for the JupyterLab tests"
-        if os.environ.get(REQUIRE_BROWSER, "").strip() not in ("", "0"):
-            pytest.fail(f"{message}; ${REQUIRE_BROWSER} asks for the browser tests")
-        pytest.skip(message)
-    return path
 
 
 def _free_port() -> int:
@@ -135,8 +122,7 @@ def jupyterlab(tmp_path_factory, mnist_teacher):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    chromium = _chromium()
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
