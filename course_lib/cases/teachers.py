@@ -1,4 +1,4 @@
-"""Rebuild the reference teachers the course ships (``make teachers``; chapter 07).
+"""Rebuild the reference teachers the course ships (``make teachers``; chapters 07 and 09).
 
 Run ``python -m course_lib.cases.teachers`` on an idle machine: it trains each reference
 teacher from scratch, measures it and writes its fp16 weights and provenance to
@@ -15,9 +15,11 @@ from pathlib import Path
 
 from course_lib.cases.ner.reference import ARTEFACT_NAME as NER_TEACHER
 from course_lib.cases.ner.reference import train_reference_teacher
+from course_lib.cases.translation_reference import ARTEFACT_NAME as MT_TEACHER
+from course_lib.cases.translation_reference import train_reference_translator
 from course_lib.train.artefact import ARTEFACT_DIR, read_provenance
 
-TEACHERS: dict[str, Callable[..., Path]] = {NER_TEACHER: train_reference_teacher}
+TEACHERS: dict[str, Callable[..., Path]] = {NER_TEACHER: train_reference_teacher, MT_TEACHER: train_reference_translator}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,6 +89,7 @@ PAPER_ROW = {"teacher": "teacher", "alone": "no_kd", "word_kd": "word_kd", "seq_
 EVAL_PAIRS = {"fast": 100, "full": None}  # dev and test verses scored per model (None: the whole split)
 LATENCY_SENTENCES = 3  # test verses of median length, each translated at batch 1, per timed call
 _SHARED = ("train_pairs", "vocab_size", "max_len", "beam_size", "dev_pairs")
+_SHARED_WITH_SHIPPED = ("vocab_size", "max_len", "beam_size")  # a shipped teacher learned from other verses
 
 
 @dataclass(frozen=True)
@@ -175,17 +176,25 @@ def translation_recipe(role: str, mode: str, seed: int = 0) -> TranslationRecipe
     return dataclasses.replace(recipe, seed=checks.int_at_least("seed", seed, 0))
 
 
-def _check_recipes(recipes: Mapping[str, TranslationRecipe]) -> None:
-    """Refuse recipes that do not share the vocabulary, data and beam, or whose method is not their role's."""
-    teacher = recipes["teacher"]
-    for name in _SHARED:
-        differing = [role for role, recipe in recipes.items() if getattr(recipe, name) != getattr(teacher, name)]
-        if differing:
-            raise ValueError(f"every model reads the teacher's vocabulary and data: give {differing} the teacher's "
-                             f"{name}={getattr(teacher, name)!r}")
+def _check_recipes(recipes: Mapping[str, TranslationRecipe], shipped: bool = False) -> None:
+    """Refuse recipes that do not share the vocabulary, data and beam, or whose method is not their role's.
+
+    With a ``shipped`` teacher, the students share their data among themselves and only the
+    vocabulary, length limit and beam with the teacher.
+    """
     for role, recipe in recipes.items():
         if not isinstance(recipe, TranslationRecipe):
             raise TypeError(f"recipes[{role!r}] must be a TranslationRecipe, got {type(recipe).__name__}")
+    teacher, first_student = recipes["teacher"], recipes["alone"]
+    for name in _SHARED:
+        with_teacher = not shipped or name in _SHARED_WITH_SHIPPED
+        reference, whose = (teacher, "teacher's") if with_teacher else (first_student, "first student's")
+        differing = [role for role, recipe in recipes.items()
+                     if (with_teacher or role != "teacher") and getattr(recipe, name) != getattr(reference, name)]
+        if differing:
+            raise ValueError(f"every model reads the teacher's vocabulary and the students' data: give {differing} "
+                             f"the {whose} {name}={getattr(reference, name)!r}")
+    for role, recipe in recipes.items():
         if recipe.method != TRANSLATION_ROLES[role].method:
             raise ValueError(f"recipes[{role!r}] has method {recipe.method!r}, but the role {role!r} learns by "
                              f"{TRANSLATION_ROLES[role].method!r}")
@@ -248,14 +257,22 @@ class TranslationData:
         return sha256_text(self.vocab.to_json())
 
 
-def prepare_translation_data(corpus: BibleCorpus, recipe: TranslationRecipe) -> TranslationData:
-    """The shared vocabulary and the training verses of ``recipe``, none over ``max_len`` (chapter 09)."""
+def prepare_translation_data(corpus: BibleCorpus, recipe: TranslationRecipe,
+                             vocab: SubwordVocab | None = None) -> TranslationData:
+    """The shared vocabulary and the training verses of ``recipe``, none over ``max_len`` (chapter 09).
+
+    ``vocab`` is a teacher's own vocabulary (a shipped one); None learns or loads the course's.
+    """
     if not isinstance(recipe, TranslationRecipe):
         raise TypeError(f"recipe must be a TranslationRecipe, got {type(recipe).__name__}")
     if recipe.train_pairs is not None and recipe.train_pairs > len(corpus.train):
         raise ValueError(f"recipe.train_pairs={recipe.train_pairs} exceeds the {len(corpus.train):,} training verses; "
                          "pass None for all of them")
-    vocab = subword_vocab(corpus, recipe.vocab_size)
+    if vocab is None:
+        vocab = subword_vocab(corpus, recipe.vocab_size)
+    elif len(vocab) > recipe.vocab_size:
+        raise ValueError(f"the given vocabulary has {len(vocab):,} subwords, more than recipe.vocab_size="
+                         f"{recipe.vocab_size:,}: use the recipe the vocabulary's model was trained with")
     pairs = _spread(corpus.train, recipe.train_pairs)
     sources = vocab.encode([pair.english for pair in pairs])
     targets = vocab.encode([pair.spanish for pair in pairs])
@@ -569,12 +586,15 @@ def compare_translation(
     eval_pairs: int | None | str = "mode",
     latency_rounds: int = 3,
     examples: int = 3,
+    teacher: Trained | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train or load the teacher and every student for each seed, score and time them (chapter 09).
 
     ``recipes`` (default: :func:`translation_recipe` of the mode) are the seed-0 recipes; each
-    student is trained once per seed, the teacher once. ``eval_pairs`` dev and test verses,
+    student is trained once per seed, the teacher once. ``teacher`` is a teacher trained elsewhere
+    (the shipped one, with its ``path`` and subword ``vocab``): the students then read its
+    vocabulary and learn from the training verses of their own recipes. ``eval_pairs`` dev and test verses,
     spread evenly over each split, are scored (None: all; "mode": :data:`EVAL_PAIRS`). Returns
     a JSON-ready dict: ``rows`` per role (parameters, BLEU and chrF greedy and beam per split,
     per seed with mean and sd, ms per sentence at batch 1 on one CPU thread, the speed-up over
@@ -585,12 +605,20 @@ def compare_translation(
     mode, _ = context_mode_and_device(context)
     seeds = _check_seeds(seeds)
     corpus = corpus or load_bible()
-    recipes = case_recipes(TRANSLATION_ROLES, recipes, lambda role: translation_recipe(role, mode), same="train_pairs")
-    _check_recipes(recipes)
-    teacher_recipe = recipes["teacher"]
+    recipes = case_recipes(TRANSLATION_ROLES, recipes, lambda role: translation_recipe(role, mode), same="max_len")
+    _check_recipes(recipes, shipped=teacher is not None)
+    data_recipe = recipes["alone"]
     limit = EVAL_PAIRS[mode] if eval_pairs == "mode" else checks.optional_positive_int("eval_pairs", eval_pairs)
-    data = prepare_translation_data(corpus, teacher_recipe)
-    teacher = translation_model(context, "teacher", teacher_recipe, data, progress=progress)
+    if teacher is None:
+        data = prepare_translation_data(corpus, data_recipe)
+        teacher = translation_model(context, "teacher", recipes["teacher"], data, progress=progress)
+        source = "trained"
+    else:
+        if teacher.path is None or not isinstance(teacher.vocab, SubwordVocab):
+            raise ValueError("a teacher trained elsewhere needs its weights' path and its SubwordVocab (see "
+                             "course_lib.cases.translation_reference.as_trained)")
+        data = prepare_translation_data(corpus, data_recipe, vocab=teacher.vocab)
+        source = "shipped"
     trained: dict[str, list[Trained]] = {role: [] for role in TRANSLATION_ROLES}
     for seed in seeds:
 
@@ -611,7 +639,7 @@ def compare_translation(
         for model in models:
             scores = {}
             for split, pairs in splits.items():
-                scores[split], greedy = _scores(model.model, data.vocab, pairs, data.max_len, teacher_recipe.beam_size)
+                scores[split], greedy = _scores(model.model, data.vocab, pairs, data.max_len, data_recipe.beam_size)
                 if split == "test":
                     greedy_test.setdefault(role, greedy)
             evaluated[role].append(scores)
@@ -633,7 +661,8 @@ def compare_translation(
     return rounded({
         "mode": mode, "seeds": seeds, "vocab_size": len(data.vocab), "max_len": data.max_len,
         "train_pairs": len(data.sources), "dropped_long_pairs": data.dropped, "dev_pairs": len(splits["dev"]),
-        "test_pairs": len(splits["test"]), "test_sources_cut": cut, "beam_size": teacher_recipe.beam_size,
+        "test_pairs": len(splits["test"]), "test_sources_cut": cut, "beam_size": data_recipe.beam_size,
+        "teacher_source": source,
         "latency_sentences": LATENCY_SENTENCES, "latency_rounds": latency_rounds, "sacrebleu": sacrebleu_signatures(),
         "rows": rows, "verdicts": verdicts, "examples": shown, "kim_rush_2016": KIM_RUSH_2016,
         "paper_row": PAPER_ROW,

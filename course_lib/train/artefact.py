@@ -5,6 +5,7 @@ does the same with the few models worth shipping (the strong MSRA teacher of cha
 is two files in ``course_lib/artefacts/``::
 
     <name>.safetensors   the weights in float16 (half the bytes; the model computes in float32)
+    <name>.subwords.json the subword vocabulary of a model that reads one (chapter 09's translator)
     <name>.json          provenance: architecture and its config, the vocabulary, the recipe, the
                          sha256 of the data, what was measured, the seconds and device it took,
                          the git commit and torch version it was trained with, and the sha256 of
@@ -32,14 +33,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from course_lib.data import CharVocab
-from course_lib.files import atomic_path, sha256_file, write_json_atomic
+from course_lib.data.subwords import SubwordVocab
+from course_lib.files import atomic_path, sha256_file, write_bytes_atomic, write_json_atomic
 from course_lib.train.checkpoint import state_dict_mismatches
 from course_lib.train.recipe import Recipe
 
 ARTEFACT_DIR = Path(__file__).resolve().parents[1] / "artefacts"
 MAX_TOTAL_BYTES = 16 * 2**20
 REBUILD_COMMAND = "make teachers"
-Build = Callable[[str, dict[str, Any], CharVocab | None], nn.Module]
+Vocab = CharVocab | SubwordVocab
+Build = Callable[[str, dict[str, Any], Vocab | None], nn.Module]
 
 
 class ArtefactError(ValueError):
@@ -51,7 +54,7 @@ class Artefact:
     """A loaded reference model: in eval mode, float32, on the CPU, with its vocabulary and provenance (chapter 07)."""
 
     model: nn.Module
-    vocab: CharVocab | None
+    vocab: Vocab | None
     provenance: dict[str, Any]
     path: Path
 
@@ -73,13 +76,17 @@ def _paths(name: str, folder: Path) -> tuple[Path, Path]:
     return folder / f"{name}.safetensors", folder / f"{name}.json"
 
 
+def _subwords_path(name: str, folder: Path) -> Path:
+    return folder / f"{name}.subwords.json"
+
+
 def save_artefact(
     name: str,
     model: nn.Module,
     *,
     architecture: str,
     config: Mapping[str, Any],
-    vocab: CharVocab | None,
+    vocab: Vocab | None,
     recipe: Recipe,
     data: Mapping[str, str],
     metrics: Mapping[str, Any],
@@ -91,22 +98,29 @@ def save_artefact(
 
     ``architecture`` and ``config`` tell :func:`load_artefact`'s ``build`` what to construct;
     ``data`` maps each input (e.g. ``"msra"``) to its sha256; ``metrics`` is what was measured.
+    A character vocabulary is kept in the provenance, a subword vocabulary in its own file.
     """
     weights_path, provenance_path = _paths(name, Path(folder))
+    subwords_path = _subwords_path(name, Path(folder))
+    subwords = vocab.to_json().encode("utf-8") if isinstance(vocab, SubwordVocab) else b""
     tensors = {key: (value.detach().to(torch.float16) if value.is_floating_point() else value.detach()).cpu()
                .contiguous() for key, value in model.state_dict().items()}
     with atomic_path(weights_path) as temp:
         save_file(tensors, str(temp))
-        others = sum(p.stat().st_size for p in Path(folder).glob("*") if p.is_file() and p != weights_path
-                     and not p.name.startswith("."))
-        if others + temp.stat().st_size > MAX_TOTAL_BYTES:
-            raise ArtefactError(f"{name} would bring the shipped artefacts to {others + temp.stat().st_size:,} bytes, "
+        others = sum(p.stat().st_size for p in Path(folder).glob("*") if p.is_file()
+                     and p not in (weights_path, subwords_path) and not p.name.startswith("."))
+        total = others + temp.stat().st_size + len(subwords)
+        if total > MAX_TOTAL_BYTES:
+            raise ArtefactError(f"{name} would bring the shipped artefacts to {total:,} bytes, "
                                 f"over the {MAX_TOTAL_BYTES:,}-byte limit; make the model smaller")
+    if subwords:
+        write_bytes_atomic(subwords_path, subwords)
     provenance = {
         "name": name,
         "architecture": architecture,
         "config": dict(config),
-        "vocab": vocab.tokens() if vocab is not None else None,
+        "vocab": vocab.tokens() if isinstance(vocab, CharVocab) else None,
+        "subwords_sha256": sha256_file(subwords_path) if isinstance(vocab, SubwordVocab) else None,
         "recipe": {"class": type(recipe).__name__, **recipe.to_dict()},
         "data_sha256": dict(data),
         "metrics": dict(metrics),
@@ -131,6 +145,20 @@ def read_provenance(name: str, folder: Path = ARTEFACT_DIR) -> dict[str, Any]:
     return json.loads(provenance_path.read_text(encoding="utf-8"))
 
 
+def _vocab(name: str, folder: Path, provenance: dict[str, Any]) -> Vocab | None:
+    """The artefact's vocabulary: characters from the provenance, or subwords from their file, checked."""
+    if provenance.get("vocab") is not None:
+        return CharVocab(provenance["vocab"])
+    expected = provenance.get("subwords_sha256")
+    if expected is None:
+        return None
+    path = _subwords_path(name, folder)
+    if not path.is_file() or sha256_file(path) != expected:
+        raise ArtefactError(f"the subword vocabulary of {name!r} ({path}) is missing or not the one its provenance "
+                            f"records (sha256 {expected[:12]}…); restore it from git or run `{REBUILD_COMMAND}`")
+    return SubwordVocab.load(path)
+
+
 def load_artefact(name: str, build: Build, folder: Path = ARTEFACT_DIR) -> Artefact:
     """Check the artefact ``name`` against its provenance, build it with ``build`` and load its weights (chapter 07).
 
@@ -147,7 +175,7 @@ def load_artefact(name: str, build: Build, folder: Path = ARTEFACT_DIR) -> Artef
         raise ArtefactError(f"{weights_path} has sha256 {digest[:12]}…, but {provenance_path.name} records "
                             f"{str(provenance.get('weights_sha256'))[:12]}…: the pair does not belong together; "
                             f"restore both files from git or run `{REBUILD_COMMAND}`")
-    vocab = CharVocab(provenance["vocab"]) if provenance.get("vocab") is not None else None
+    vocab = _vocab(name, Path(folder), provenance)
     model = build(provenance["architecture"], provenance["config"], vocab)
     tensors = load_file(str(weights_path))
     problems = state_dict_mismatches({key: value.shape for key, value in tensors.items()}, model)

@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from course_lib import checks
 from course_lib.data import CharVocab
+from course_lib.data.subwords import SubwordVocab
 from course_lib.train.distributed import current_processes, for_processes
 from course_lib.train.loop import EvaluateFn, LossFn, TrainingHistory, train
 from course_lib.train.recipe import Recipe
@@ -94,7 +95,7 @@ class Trained:
     the wall time training took (for a model loaded from the cache, that of the run that trained
     it); ``trained`` says whether this call trained it; ``path`` is its checkpoint in the model
     cache (None for a model that is not cached); ``history`` is the training history when this
-    call trained it; ``vocab`` the character vocabulary a text model reads.
+    call trained it; ``vocab`` the vocabulary a text model reads (characters; subwords for a translator).
     """
 
     model: nn.Module
@@ -104,7 +105,7 @@ class Trained:
     trained: bool = True
     path: Path | None = None
     history: TrainingHistory | None = None
-    vocab: CharVocab | None = None
+    vocab: CharVocab | SubwordVocab | None = None
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, param_groups: list[dict[str, Any]] | None = None,

@@ -76,3 +76,24 @@ def test_the_shipped_artefacts_may_not_grow_past_the_limit(tmp_path, monkeypatch
     with pytest.raises(ArtefactError, match="over the 1,000-byte limit"):
         _save(tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "a refused artefact leaves no file behind"
+
+
+def test_a_subword_vocabulary_travels_in_its_own_checked_file(tmp_path):
+    from course_lib.data.subwords import SubwordVocab
+
+    subwords = SubwordVocab.train(["in the beginning", "en el principio", "the beginning of the word"], vocab_size=60,
+                                  min_frequency=1)
+    model = TokenTagger(TransformerConfig(vocab_size=len(VOCAB), d_model=16, num_heads=2, num_layers=1, d_ff=32),
+                        num_labels=len(LABELS))
+    save_artefact("tiny_translator", model, architecture="TokenTagger",
+                  config={"vocab_size": len(VOCAB), "d_model": 16, "num_heads": 2, "num_layers": 1, "d_ff": 32},
+                  vocab=subwords, recipe=Recipe(), data={"bible": "abc"}, metrics={}, seconds=1.0, device="cpu",
+                  folder=tmp_path)
+    provenance = read_provenance("tiny_translator", tmp_path)
+    assert provenance["vocab"] is None and len(provenance["subwords_sha256"]) == 64
+    loaded = load_artefact("tiny_translator", _build, folder=tmp_path)
+    assert isinstance(loaded.vocab, SubwordVocab) and loaded.vocab.to_json() == subwords.to_json()
+    (tmp_path / "tiny_translator.subwords.json").write_text(SubwordVocab.train(["other text"], vocab_size=40,
+                                                                               min_frequency=1).to_json())
+    with pytest.raises(ArtefactError, match="subword vocabulary .* not the one its provenance records"):
+        load_artefact("tiny_translator", _build, folder=tmp_path)
