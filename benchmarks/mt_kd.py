@@ -5,21 +5,24 @@
     .venv/bin/python benchmarks/mt_kd.py --seeds 0          # one seed per student
     .venv/bin/python benchmarks/mt_kd.py --readme-only      # rewrite the README table from the JSON
 
-Trains (or loads from the model cache) the teacher and the four students of
-``course_lib.cases.translation`` — references only, word-level KD, sequence-level KD, both — and
-measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
+Loads the shipped teacher (``course_lib.cases.translation_reference``: trained once on every
+training verse, rebuilt by ``make teachers``) and trains (or loads from the model cache) the four
+students of ``course_lib.cases.translation`` — references only, word-level KD, sequence-level KD,
+both — on the teacher's vocabulary, and measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
 greedy and beam search, per seed with mean and standard deviation; parameters; the CPU time of
 greedy decoding at batch 1 on one thread. The JSON holds every row, the seed verdicts, example
 translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
-the wall time and the device. Full mode is meant for a GPU; on two idle CPU cores it takes about four hours (teacher
-about 50 min, its beam translations of the training verses about 15 min, the four students about 50 min per seed).
+the wall time and the device. Fast mode's students learn from a spread-out part of the training
+verses; full mode's from all of them (meant for a GPU: on two idle CPU cores the teacher's beam
+translations of the training verses take about 15 min and the four students about 50 min per seed).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from course_lib.cases.translation import TRANSLATION_ROLES, compare_translation, translation_recipe
+from course_lib.cases.translation import TRANSLATION_ROLES, compare_translation
+from course_lib.cases.translation_reference import as_trained, reference_student_recipes, reference_translator
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.train.recipe import cap_epochs
@@ -70,12 +73,13 @@ def readme_table(payload: dict) -> str:
 
 
 def measure(args: argparse.Namespace, context: CourseContext) -> dict:
-    """Train the teacher and every student for each seed and measure them."""
-    recipes = cap_epochs({role: translation_recipe(role, args.mode) for role in TRANSLATION_ROLES}, args.epochs,
-                         args.student_epochs)
+    """Load the shipped teacher, train every student for each seed and measure them all."""
+    artefact = reference_translator()
+    students_cap = args.student_epochs if args.student_epochs is not None else args.epochs
+    recipes = cap_epochs(reference_student_recipes(artefact, args.mode), None, students_cap)  # the teacher is shipped
     eval_pairs = "mode" if args.eval_pairs is None else (args.eval_pairs or None)
     comparison = compare_translation(context, seeds=args.seeds, recipes=recipes, eval_pairs=eval_pairs,
-                                     latency_rounds=args.latency_rounds)
+                                     latency_rounds=args.latency_rounds, teacher=as_trained(artefact))
     for row in comparison["rows"].values():
         test = row["test"]
         print(f"{row['title']:<42} BLEU greedy {_score(test['bleu_greedy']):>11}  "

@@ -79,7 +79,7 @@ def _format(value: _Metric) -> str:
 
 
 def read_results(name: str, folder: Path = REPO_ROOT / "results") -> dict[str, Any]:
-    """The committed results file ``results/<name>.json`` (e.g. ``"ner_kd_full"``), with a clear error if absent (chapter 10)."""
+    """The committed results file ``results/<name>.json`` (e.g. ``"ner_kd_full"``), with a clear error if absent (chapter 09)."""
     path = Path(folder) / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no results file {path}: run the benchmark or make course that writes it")

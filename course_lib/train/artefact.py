@@ -76,6 +76,21 @@ def _paths(name: str, folder: Path) -> tuple[Path, Path]:
     return folder / f"{name}.safetensors", folder / f"{name}.json"
 
 
+def _untied(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of ``state`` stored once, and ``{alias: stored name}`` for every tensor shared with an earlier one."""
+    kept: dict[str, torch.Tensor] = {}
+    tied: dict[str, str] = {}
+    first: dict[tuple[int, tuple[int, ...], tuple[int, ...]], str] = {}
+    for key, value in state.items():
+        where = (value.data_ptr(), tuple(value.shape), tuple(value.stride()))
+        if value.numel() and where in first:
+            tied[key] = first[where]
+        else:
+            first.setdefault(where, key)
+            kept[key] = value
+    return kept, tied
+
+
 def _subwords_path(name: str, folder: Path) -> Path:
     return folder / f"{name}.subwords.json"
 
@@ -98,13 +113,15 @@ def save_artefact(
 
     ``architecture`` and ``config`` tell :func:`load_artefact`'s ``build`` what to construct;
     ``data`` maps each input (e.g. ``"msra"``) to its sha256; ``metrics`` is what was measured.
-    A character vocabulary is kept in the provenance, a subword vocabulary in its own file.
+    A character vocabulary is kept in the provenance, a subword vocabulary in its own file; tied
+    weights (one table shared by embeddings and output layer) are stored once.
     """
     weights_path, provenance_path = _paths(name, Path(folder))
     subwords_path = _subwords_path(name, Path(folder))
     subwords = vocab.to_json().encode("utf-8") if isinstance(vocab, SubwordVocab) else b""
+    kept, tied = _untied(model.state_dict())
     tensors = {key: (value.detach().to(torch.float16) if value.is_floating_point() else value.detach()).cpu()
-               .contiguous() for key, value in model.state_dict().items()}
+               .contiguous() for key, value in kept.items()}
     with atomic_path(weights_path) as temp:
         save_file(tensors, str(temp))
         others = sum(p.stat().st_size for p in Path(folder).glob("*") if p.is_file()
@@ -121,6 +138,7 @@ def save_artefact(
         "config": dict(config),
         "vocab": vocab.tokens() if isinstance(vocab, CharVocab) else None,
         "subwords_sha256": sha256_file(subwords_path) if isinstance(vocab, SubwordVocab) else None,
+        "tied": tied,
         "recipe": {"class": type(recipe).__name__, **recipe.to_dict()},
         "data_sha256": dict(data),
         "metrics": dict(metrics),
@@ -178,6 +196,8 @@ def load_artefact(name: str, build: Build, folder: Path = ARTEFACT_DIR) -> Artef
     vocab = _vocab(name, Path(folder), provenance)
     model = build(provenance["architecture"], provenance["config"], vocab)
     tensors = load_file(str(weights_path))
+    for alias, stored in provenance.get("tied", {}).items():  # tied weights (one embedding table) are stored once
+        tensors[alias] = tensors[stored]
     problems = state_dict_mismatches({key: value.shape for key, value in tensors.items()}, model)
     if problems:
         raise ArtefactError(f"{weights_path} does not fit the {provenance['architecture']} built from its config: "

@@ -97,3 +97,18 @@ def test_a_subword_vocabulary_travels_in_its_own_checked_file(tmp_path):
                                                                                min_frequency=1).to_json())
     with pytest.raises(ArtefactError, match="subword vocabulary .* not the one its provenance records"):
         load_artefact("tiny_translator", _build, folder=tmp_path)
+
+
+def test_tied_weights_are_stored_once_and_tied_again_on_load(tmp_path):
+    from course_lib.nn.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+
+    config = Seq2SeqConfig(vocab_size=50, d_model=16, num_heads=2, encoder_layers=1, decoder_layers=1, d_ff=32)
+    model = Seq2SeqTransformer(config)
+    path = save_artefact("tiny_seq2seq", model, architecture="Seq2SeqTransformer", config=config.to_dict(), vocab=None,
+                         recipe=Recipe(), data={}, metrics={}, seconds=1.0, device="cpu", folder=tmp_path)
+    stored, state = load_file(str(path)), model.state_dict()
+    tied = read_provenance("tiny_seq2seq", tmp_path)["tied"]
+    assert tied and set(stored) | set(tied) == set(state) and not set(stored) & set(tied)
+    loaded = load_artefact("tiny_seq2seq", lambda a, c, v: Seq2SeqTransformer(Seq2SeqConfig(**c)), folder=tmp_path)
+    for alias, name in tied.items():
+        assert torch.equal(loaded.model.state_dict()[alias], state[name].half().float())
