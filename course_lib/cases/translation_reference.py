@@ -24,9 +24,9 @@ from course_lib.cases.translation import (
     TranslationRecipe,
     fit_translation,
     prepare_translation_data,
+    translate,
     translation_recipe,
     translation_scores,
-    translate,
 )
 from course_lib.context import check_mode
 from course_lib.data import load_bible
@@ -43,7 +43,7 @@ REFERENCE_RECIPE = TranslationRecipe(
     batch_size=64, lr=1.5e-3, warmup_fraction=0.05, threads=1, seed=0,
 )
 CHECK_PAIRS = 200  # the first test verses whose greedy BLEU the provenance records and a test re-measures
-_STUDENT_DATA = {"fast": dict(train_pairs=1000, dev_pairs=20), "full": dict(train_pairs=None, dev_pairs=None)}
+_STUDENT_DATA = {"fast": {"train_pairs": 1000, "dev_pairs": 20}, "full": {"train_pairs": None, "dev_pairs": None}}
 
 
 def _data_digests(corpus_sha256: str) -> dict[str, str]:

@@ -63,7 +63,7 @@ def test_the_explorer_translates_with_every_model_and_redraws_on_a_new_beam(mode
         return f"{sentence[:10]} <{beam}>"
 
     view = translation_explorer({"teacher": model, "student": model}, vocab, TEXTS[0], translate=translate)
-    text, beam, table, figure = view.children
+    _, beam, table, _ = view.children
     assert "teacher" in table.value and "student" in table.value and "&lt;1&gt;" in table.value
     beam.value = 3
     assert calls[-2:] == [3, 3] and "&lt;3&gt;" in table.value
