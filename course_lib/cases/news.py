@@ -59,7 +59,8 @@ class _NewsRecipe(DistillRecipe, TransformerShape):
     ``method`` is "labels", "logits" (Hinton's loss at ``temperature``, ``alpha`` on the labels)
     or "transfer" (that, plus ``alpha = 0`` soft targets on up to ``transfer_windows`` later
     windows of every training article). A window is ``max_len`` characters; a later window
-    shorter than a quarter of that is left out. ``vocab_min_freq``: how often a character must
+    shorter than a quarter of that is left out. ``train_items`` counts items from the start of
+    the training split (None: all of them). ``vocab_min_freq``: how often a character must
     occur in the teacher's training windows to get its own id.
     """
 
@@ -68,28 +69,34 @@ class _NewsRecipe(DistillRecipe, TransformerShape):
     warmup_fraction: float = 0.1
     threads: int = 2
     transfer_windows: int = 3
+    train_items: int | None = None
     vocab_min_freq: int = 2
 
     def check(self) -> None:
         super().check()
         self.model_config(2)
         checks.positive_int("transfer_windows", self.transfer_windows)
+        checks.optional_positive_int("train_items", self.train_items)
         checks.positive_int("vocab_min_freq", self.vocab_min_freq)
 
 
+# Fast mode fits a 2-core laptop in under half a minute: the first 1,500 training items, 64
+# characters each, one CPU thread (these models are too small for a second thread to pay).
 _TEACHER = {
-    "fast": dict(d_model=64, num_heads=4, num_layers=2, d_ff=256, max_len=128, epochs=3, lr=2e-3),
+    "fast": dict(d_model=64, num_heads=4, num_layers=2, d_ff=256, max_len=64, epochs=3, lr=2e-3, train_items=1_500,
+                 transfer_windows=2, threads=1),
     "full": dict(d_model=128, num_heads=4, num_layers=2, d_ff=512, max_len=128, epochs=8, lr=1e-3, patience=3),
 }
 _TINY = {
-    "fast": dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, lr=5e-3),
+    "fast": dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, lr=5e-3, threads=1),
     "full": dict(d_model=32, num_heads=4, num_layers=1, d_ff=64, lr=3e-3),
 }
+_SHARED = ("max_len", "epochs", "patience", "train_items", "transfer_windows")
 
 
 def news_recipe(role: str, mode: str) -> _NewsRecipe:
-    """The course's recipe for ``role`` in ``mode``; the students read as many characters as the teacher (chapter 09)."""
-    return role_recipe(_NewsRecipe, NEWS_ROLES, role, mode, _TEACHER, _TINY, ("max_len", "epochs", "patience"))
+    """The course's recipe for ``role`` in ``mode``; the students read the teacher's items and characters (chapter 09)."""
+    return role_recipe(_NewsRecipe, NEWS_ROLES, role, mode, _TEACHER, _TINY, _SHARED)
 
 
 def _news_windows(item: NewsItem, max_len: int, later: int = 0) -> list[str]:
@@ -106,6 +113,28 @@ def _news_windows(item: NewsItem, max_len: int, later: int = 0) -> list[str]:
             break
         windows.append(window)
     return windows
+
+
+def window_coverage(items: Sequence[NewsItem], max_len: int, later: int = 0) -> float:
+    """The share of the items' characters that their first window and up to ``later`` further windows cover (chapter 09).
+
+    With ``later=0`` it is what a classifier of ``max_len`` characters reads of the articles; the
+    transfer set's later windows (``later=transfer_windows``) add what only the teacher labels.
+    """
+    if not items:
+        raise ValueError("items is empty: there is no text to cover")
+    checks.positive_int("max_len", max_len)
+    if not isinstance(later, int) or isinstance(later, bool) or later < 0:
+        raise ValueError(f"later must be an int >= 0, got {later!r}")
+    covered = sum(len(window) for item in items for window in _news_windows(item, max_len, later))
+    return covered / max(1, sum(len(item.text) for item in items))
+
+
+def _training_items(corpus: NewsCorpus, recipe: _NewsRecipe) -> list[NewsItem]:
+    """The first ``recipe.train_items`` training items (all of them when None)."""
+    if recipe.train_items is not None and recipe.train_items > len(corpus.train):
+        raise ValueError(f"recipe.train_items={recipe.train_items} exceeds the {len(corpus.train):,} training items")
+    return corpus.train[: recipe.train_items]
 
 
 def _encode(vocab: CharVocab, text: str) -> list[int]:
@@ -226,7 +255,8 @@ def _train_news_model(
     device = torch.device(device)
     if recipe.method != "labels" and teacher is None:
         raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
-    train_batches = _news_batches(corpus.train, vocab, recipe, shuffle=True, transfer=recipe.method == "transfer")
+    train_batches = _news_batches(_training_items(corpus, recipe), vocab, recipe, shuffle=True,
+                                  transfer=recipe.method == "transfer")
     start = time.perf_counter()
     cache = None
     if recipe.method in ("logits", "transfer"):
@@ -266,18 +296,23 @@ class _NewsRow:
 
 @dataclass
 class _NewsComparison:
-    """Every row of the comparison and the models themselves (not serialised) (chapter 09)."""
+    """Every row of the comparison and the models themselves (not serialised) (chapter 09).
+
+    ``split_sizes`` counts the items of each split; ``train_items`` how many training items the
+    models learned from (the first ones).
+    """
 
     mode: str
     rows: dict[str, _NewsRow]
     vocab_size: int
     split_sizes: dict[str, int]
+    train_items: int
     models: dict[str, Trained] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The measured part as a plain dict (the models are left out)."""
         return {"mode": self.mode, "vocab_size": self.vocab_size, "split_sizes": self.split_sizes,
-                "labels": list(INEWS_LABELS), "rows": {role: rounded(row) for role, row in self.rows.items()},
+                "train_items": self.train_items, "labels": list(INEWS_LABELS), "rows": {role: rounded(row) for role, row in self.rows.items()},
                 "distilbert_2019": DISTILBERT_2019}
 
 
@@ -303,8 +338,10 @@ def compare_news(
     mode, device = context_mode_and_device(context)
     corpus = corpus or load_inews()
     recipes = case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same="max_len")
+    case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same="train_items")
     teacher_recipe = recipes["teacher"]
-    vocab = CharVocab.from_texts((_news_windows(item, teacher_recipe.max_len)[0] for item in corpus.train),
+    training_items = _training_items(corpus, teacher_recipe)
+    vocab = CharVocab.from_texts((_news_windows(item, teacher_recipe.max_len)[0] for item in training_items),
                                  min_freq=teacher_recipe.vocab_min_freq)
     trained = teacher_then_students(NEWS_ROLES, lambda role, teacher: _train_news_model(
         role, recipes[role], corpus, vocab, teacher=teacher and teacher.model, device=device, progress=progress))
@@ -314,4 +351,5 @@ def compare_news(
                              lambda model: model(example["input_ids"], mask=example["mask"]), latency_rounds)
     rows = {role: _row(role, model, test, latency[role]) for role, model in trained.items()}
     sizes = {"train": len(corpus.train), "dev": len(corpus.dev), "test": len(corpus.test)}
-    return _NewsComparison(mode=mode, rows=rows, vocab_size=len(vocab), split_sizes=sizes, models=trained)
+    return _NewsComparison(mode=mode, rows=rows, vocab_size=len(vocab), split_sizes=sizes,
+                           train_items=len(training_items), models=trained)

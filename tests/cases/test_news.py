@@ -20,6 +20,7 @@ from course_lib.cases.news import (
     news_recipe,
     _news_windows,
     _train_news_model,
+    window_coverage,
 )
 from course_lib.nn.transformer import SequenceClassifier, count_parameters
 
@@ -60,6 +61,18 @@ def test_windows_cut_the_text_without_overlap_and_drop_a_short_tail():
     assert _news_windows(item, 10, later=1) == [item.text[:10], item.text[10:20]]
 
 
+def test_window_coverage_counts_the_characters_the_windows_read():
+    items = [NewsItem(title="标题", content="一" * 25, label=1), NewsItem(title="短", content="", label=0)]
+    total = 28 + 1
+    assert window_coverage(items, 10) == pytest.approx((10 + 1) / total)
+    assert window_coverage(items, 10, later=5) == pytest.approx((28 + 1) / total)
+    assert window_coverage(items, 100) == 1.0
+    with pytest.raises(ValueError, match="items is empty"):
+        window_coverage([], 10)
+    with pytest.raises(ValueError, match="later must be an int >= 0"):
+        window_coverage(items, 10, later=-1)
+
+
 def test_batches_carry_labels_only_for_the_labelled_windows(corpus):
     recipe = dataclasses.replace(tiny_recipes()["scratch"], method="transfer")
     vocab = CharVocab.from_texts(item.text for item in corpus.train)
@@ -97,7 +110,7 @@ def test_the_transfer_student_learns_from_soft_targets_alone_where_there_are_no_
 def test_course_recipes_give_every_student_the_teachers_windows_and_a_fraction_of_its_size():
     for mode in ("fast", "full"):
         recipes = {role: news_recipe(role, mode) for role in NEWS_ROLES}
-        assert len({(r.max_len, r.epochs) for r in recipes.values()}) == 1
+        assert len({(r.max_len, r.epochs, r.train_items, r.transfer_windows) for r in recipes.values()}) == 1
         assert [r.method for r in recipes.values()] == ["labels", "labels", "logits", "transfer"]
         sizes = {role: count_parameters(SequenceClassifier(r.model_config(5000), 3)) for role, r in recipes.items()}
         assert sizes["scratch"] < 0.25 * sizes["teacher"], sizes
@@ -108,6 +121,7 @@ def test_course_recipes_give_every_student_the_teachers_windows_and_a_fraction_o
 @pytest.mark.parametrize("field, value, match", [
     ("method", "mixup", "method must be one of"), ("alpha", 1.5, "alpha must be in"),
     ("temperature", 0, "temperature must be a number > 0"), ("max_len", 0, "max_len must be a positive int"),
+    ("train_items", 0, "train_items must be a positive int or None"),
 ])
 def test_bad_recipes_say_what_is_wrong(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -118,6 +132,9 @@ def test_a_distilled_student_needs_its_teacher(corpus):
     vocab = CharVocab.from_texts(item.text for item in corpus.train)
     with pytest.raises(ValueError, match="learns from a teacher"):
         _train_news_model("logit_kd", tiny_recipes()["logit_kd"], corpus, vocab, progress=False)
+    too_many = dataclasses.replace(tiny_recipes()["teacher"], train_items=500)
+    with pytest.raises(ValueError, match="exceeds the 180 training items"):
+        _train_news_model("teacher", too_many, corpus, vocab, progress=False)
 
 
 def test_the_comparison_trains_every_role_and_measures_it(corpus, context):
@@ -131,8 +148,13 @@ def test_the_comparison_trains_every_role_and_measures_it(corpus, context):
     assert all(0 <= row.macro_f1 <= 1 and row.latency_batch1_ms > 0 for row in rows.values())
     assert set(rows["teacher"].per_class_f1) == {"positive", "neutral", "negative"}
     payload = json.loads(json.dumps(comparison.to_dict()))
-    assert payload["split_sizes"] == {"train": 180, "dev": 45, "test": 60}
+    assert payload["split_sizes"] == {"train": 180, "dev": 45, "test": 60} and payload["train_items"] == 180
     assert payload["rows"]["teacher"]["dev_curve"] and "distilbert_2019" in payload
+    fewer = {role: dataclasses.replace(recipe, train_items=90, epochs=1) for role, recipe in recipes.items()}
+    smaller = compare_news(context, corpus=corpus, recipes=fewer, latency_rounds=1, progress=False)
+    assert smaller.train_items == 90 and smaller.rows["logit_kd"].training_windows == 90
+    with pytest.raises(ValueError, match="same train_items"):
+        compare_news(context, corpus=corpus, recipes={**fewer, "scratch": recipes["scratch"]}, progress=False)
     with pytest.raises(ValueError, match="same max_len"):
         compare_news(context, corpus=corpus, recipes={**recipes, "scratch": dataclasses.replace(recipes["scratch"], max_len=8)},
                      progress=False)

@@ -17,6 +17,8 @@ from course_lib.cases.poetry import (
     _poem_vocab,
     poetry_recipe,
     _train_poetry_model,
+    poem_perplexity,
+    write_poems,
 )
 from course_lib.nn.transformer import count_parameters
 
@@ -96,5 +98,13 @@ def test_the_comparison_trains_every_role_and_measures_it(corpus, context):
     payload = json.loads(json.dumps(comparison.to_dict()))
     assert (payload["train_poems"], payload["test_poems"], payload["samples"]) == (96, 16, 40)
     assert set(payload["kim_rush_2016"]) == {"teacher", "no_kd", "word_kd", "sequence_kd"}
+    teacher, vocab = comparison.models["teacher"].model, comparison.models["teacher"].vocab
+    poems = write_poems(teacher, vocab, 8, temperature=0.7, seed=3)
+    assert poems == write_poems(teacher, vocab, 8, temperature=0.7, seed=3) and len(poems) == 8
+    assert all(isinstance(poem, str) and "<s>" not in poem for poem in poems)
+    real = [poem.text for poem in corpus.test]
+    assert poem_perplexity(teacher, vocab, real) == pytest.approx(rows["teacher"].test_perplexity, rel=1e-4)
+    with pytest.raises(ValueError, match="non-empty sequence of poems"):
+        poem_perplexity(teacher, vocab, "山高月小水")
     with pytest.raises(ValueError, match="missing"):
         compare_poetry(context, corpus=corpus, recipes={"teacher": tiny_recipes()["teacher"]}, progress=False)

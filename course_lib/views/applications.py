@@ -1,0 +1,93 @@
+"""Figures of chapter 09's two cases (news sentiment, Tang poetry): per-class F1, and a live run beside a results file.
+
+Both functions take the measured rows as plain dicts keyed by role — what a case's
+``to_dict()["rows"]`` returns and what ``results/*_kd_full.json`` holds — draw on the ``ax`` they
+are given (or a new figure), and return it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from numbers import Real
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+
+Rows = Mapping[str, Mapping[str, Any]]
+COLOURS = ("#6baed6", "#bdbdbd", "#74c476", "#31a354", "#fd8d3c", "#9e9ac8")
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    elif not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+    return ax
+
+
+def _number(rows: Rows, role: str, key: str, name: str) -> float:
+    """``rows[role][key]`` as a finite float, or an error naming what is missing or wrong."""
+    if role not in rows:
+        raise ValueError(f"{name} has no row {role!r}; it has {sorted(rows)}")
+    value = rows[role].get(key) if isinstance(rows[role], Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name}[{role!r}][{key!r}] must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _roles(rows: Rows, name: str) -> list[str]:
+    if not isinstance(rows, Mapping) or not rows:
+        raise ValueError(f"{name} must be a non-empty mapping of role -> measured row")
+    return list(rows)
+
+
+def plot_per_class_f1(rows: Rows, labels: Sequence[str], ax: Axes | None = None) -> Axes:
+    """Grouped bars: each model's test F1 on every class and its macro-F1, in percent (chapter 09).
+
+    ``rows[role]`` needs ``per_class_f1`` (one entry per name in ``labels``), ``macro_f1`` and,
+    optionally, ``title`` for the legend. A class no model finds shows as bars of height 0.
+    """
+    roles = _roles(rows, "rows")
+    if isinstance(labels, str) or not labels:
+        raise ValueError("labels must be a non-empty sequence of class names")
+    ax = _axes(ax, (8, 3.5))
+    groups = [*labels, "macro-F1"]
+    width = 0.8 / len(roles)
+    for index, role in enumerate(roles):
+        per_class = rows[role].get("per_class_f1")
+        if not isinstance(per_class, Mapping):
+            raise TypeError(f"rows[{role!r}] has no per_class_f1 mapping")
+        heights = [100 * _number({role: per_class}, role, label, "per_class_f1") for label in labels]
+        heights.append(100 * _number(rows, role, "macro_f1", "rows"))
+        ax.bar(np.arange(len(groups)) + (index - (len(roles) - 1) / 2) * width, heights, width,
+               label=str(rows[role].get("title", role)), color=COLOURS[index % len(COLOURS)])
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel("test F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+def plot_fast_and_full(fast: Rows, full: Rows, metric: str, *, xlabel: str, scale: float = 1.0,
+                       ax: Axes | None = None) -> Axes:
+    """Paired horizontal bars of ``metric`` for every role: this run beside the results file (chapter 09).
+
+    ``fast`` and ``full`` map the same roles to their measured rows; the value drawn is
+    ``scale * row[metric]`` (``scale=100`` for a share in percent). Roles are drawn in the order of
+    ``fast``, top to bottom; the title of the row names each.
+    """
+    roles = _roles(fast, "fast")
+    _roles(full, "full")
+    ax = _axes(ax, (6, 3))
+    positions = np.arange(len(roles))
+    for offset, (rows, name, colour) in enumerate(((fast, "this run", "#9ecae1"), (full, "results file", "#3182bd"))):
+        values = [scale * _number(rows, role, metric, name) for role in roles]
+        ax.barh(positions + (offset - 0.5) * 0.38, values, 0.38, label=name, color=colour)
+    ax.set_yticks(positions, [str(fast[role].get("title", role)) for role in roles])
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    return ax
