@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -42,6 +43,7 @@ def test_the_map_has_a_row_per_written_subword_that_sums_to_one_over_the_source(
     ax = figure.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == attention.source
     assert [t.get_text() for t in ax.get_yticklabels()] == attention.target
+    plt.close(figure)
 
 
 def test_bad_inputs_say_what_is_wrong(model, vocab):
