@@ -12,20 +12,13 @@ from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from course_lib.views.plots import axes_or_new
+
 Rows = Mapping[str, Mapping[str, Any]]
 COLOURS = ("#6baed6", "#bdbdbd", "#74c476", "#31a354", "#fd8d3c", "#9e9ac8")
-
-
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    elif not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    return ax
 
 
 def _number(rows: Rows, role: str, key: str, name: str) -> float:
@@ -53,7 +46,7 @@ def plot_per_class_f1(rows: Rows, labels: Sequence[str], ax: Axes | None = None)
     roles = _roles(rows, "rows")
     if isinstance(labels, str) or not labels:
         raise ValueError("labels must be a non-empty sequence of class names")
-    ax = _axes(ax, (8, 3.5))
+    ax = axes_or_new(ax, (8, 3.5))
     groups = [*labels, "macro-F1"]
     width = 0.8 / len(roles)
     for index, role in enumerate(roles):
@@ -81,7 +74,7 @@ def plot_fast_and_full(fast: Rows, full: Rows, metric: str, *, xlabel: str, scal
     """
     roles = _roles(fast, "fast")
     _roles(full, "full")
-    ax = _axes(ax, (6, 3))
+    ax = axes_or_new(ax, (6, 3))
     positions = np.arange(len(roles))
     for offset, (rows, name, colour) in enumerate(((fast, "this run", "#9ecae1"), (full, "results file", "#3182bd"))):
         values = [scale * _number(rows, role, metric, name) for role in roles]

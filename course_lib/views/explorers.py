@@ -24,6 +24,7 @@ from course_lib.data import CharVocab
 from course_lib.data.fonts import cjk_font_family
 from course_lib.nn.positional import sinusoidal_encoding
 from course_lib.train.tagging import run_on_text
+from course_lib.views.plots import axes_or_new
 
 
 def attention_for(model: nn.Module, vocab: CharVocab, text: str) -> list[Tensor]:
@@ -57,14 +58,6 @@ def _check_index(value: object, name: str, count: int, what: str) -> int:
     return int(value)
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
-    elif not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    return ax
-
-
 def show_attention(
     model: nn.Module, vocab: CharVocab, text: str, layer: int, head: int, ax: Axes | None = None
 ) -> Figure:
@@ -79,7 +72,7 @@ def show_attention(
     weights = attention[layer][head].numpy()
     chars = list(text)
     size = max(3.5, 0.32 * len(chars) + 1.5)
-    ax = _new_axes(ax, (size + 1.0, size))
+    ax = axes_or_new(ax, (size + 1.0, size))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=float(weights.max()))
     family = cjk_font_family()
     positions = np.arange(len(chars))

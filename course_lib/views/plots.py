@@ -33,9 +33,10 @@ def _as_float_list(values: Any, name: str) -> list[float]:
     return floats
 
 
-def _new_axes(ax: Axes | None) -> Axes:
+def axes_or_new(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> Axes:
+    """``ax``, or the axes of a new ``figsize`` figure when it is None; TypeError for anything else (chapter 02)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+        _, ax = plt.subplots(figsize=figsize)
     elif not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     return ax
@@ -73,7 +74,7 @@ def plot_learning_curve(history: Any, ax: Axes | None = None, window: int | None
     losses = _as_float_list(history.step_losses, "history.step_losses")
     if window is None:
         window = max(1, len(losses) // 20)
-    ax = _new_axes(ax)
+    ax = axes_or_new(ax)
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="train loss (per step)")
     ax.plot(steps, _moving_average(losses, window), color="tab:blue", linewidth=2,
@@ -116,7 +117,7 @@ def plot_loss_curves(
     if not curves:
         raise ValueError("curves is empty: pass at least one name -> list of losses")
     checked = {str(name): _as_float_list(values, f"curves[{name!r}]") for name, values in curves.items()}
-    ax = _new_axes(ax)
+    ax = axes_or_new(ax)
     for name, values in checked.items():
         smoothed = _moving_average(values, window)
         steps = np.arange(1, len(smoothed) + 1)
@@ -136,7 +137,7 @@ def plot_loss_curves(
 def plot_lr_schedule(scheduler_values: Sequence[float], ax: Axes | None = None) -> Axes:
     """The learning rate used at each optimizer step (e.g. a warm-up + decay schedule). Returns the Axes (chapter 04)."""
     values = _as_float_list(scheduler_values, "scheduler_values")
-    ax = _new_axes(ax)
+    ax = axes_or_new(ax)
     ax.plot(np.arange(1, len(values) + 1), values, color="tab:green", linewidth=2)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
