@@ -521,9 +521,9 @@ def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data
     return trained
 
 
-def _scores(model: nn.Module, vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
-            beam_size: int) -> tuple[dict[str, float], list[str]]:
-    """BLEU and chrF of greedy and beam translations of ``pairs``, and the greedy translations."""
+def score_translations(model: nn.Module, vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
+                       beam_size: int) -> tuple[dict[str, float], list[str]]:
+    """BLEU and chrF of greedy and beam translations of ``pairs``, and the greedy translations (chapter 09)."""
     sentences, references = [pair.english for pair in pairs], [pair.spanish for pair in pairs]
     greedy = translate(model, vocab, sentences, max_len=max_len)
     beam = translate(model, vocab, sentences, max_len=max_len, beam_size=beam_size)
@@ -639,7 +639,7 @@ def compare_translation(
         for model in models:
             scores = {}
             for split, pairs in splits.items():
-                scores[split], greedy = _scores(model.model, data.vocab, pairs, data.max_len, data_recipe.beam_size)
+                scores[split], greedy = score_translations(model.model, data.vocab, pairs, data.max_len, data_recipe.beam_size)
                 if split == "test":
                     greedy_test.setdefault(role, greedy)
             evaluated[role].append(scores)

@@ -24,6 +24,7 @@ from course_lib.cases.translation import (
     TranslationRecipe,
     fit_translation,
     prepare_translation_data,
+    score_translations,
     translate,
     translation_recipe,
     translation_scores,
@@ -31,6 +32,7 @@ from course_lib.cases.translation import (
 from course_lib.context import check_mode
 from course_lib.data import load_bible
 from course_lib.data.bible import KJV_SOURCE, SPARV_SOURCE, BibleCorpus, VersePair
+from course_lib.data.subwords import SubwordVocab
 from course_lib.nn.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 from course_lib.train.artefact import ARTEFACT_DIR, Artefact, ArtefactError, load_artefact, save_artefact
 from course_lib.train.cache import load_or_train, model_path
@@ -50,19 +52,13 @@ def _data_digests(corpus_sha256: str) -> dict[str, str]:
     return {"kjv_deb": KJV_SOURCE.sha256, "sparv_deb": SPARV_SOURCE.sha256, "train_pairs": corpus_sha256}
 
 
-def _measure(model: Seq2SeqTransformer, vocab: Any, corpus: BibleCorpus, recipe: TranslationRecipe) -> dict[str, Any]:
+def _measure(model: Seq2SeqTransformer, vocab: SubwordVocab, corpus: BibleCorpus,
+             recipe: TranslationRecipe) -> dict[str, float]:
     """Test BLEU and chrF of ``model``, greedy and beam, on every test verse and on the first :data:`CHECK_PAIRS`."""
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
     for name, pairs in (("test", corpus.test), (f"test_first{CHECK_PAIRS}", corpus.test[:CHECK_PAIRS])):
-        sources, references = [pair.english for pair in pairs], [pair.spanish for pair in pairs]
-        for beam in (1, recipe.beam_size):
-            scores = translation_scores(translate(model, vocab, sources, max_len=recipe.max_len, beam_size=beam),
-                                        references)
-            decoding = "greedy" if beam == 1 else "beam"
-            metrics[f"{name}_bleu_{decoding}"] = round(scores["bleu"], 2)
-            metrics[f"{name}_chrf_{decoding}"] = round(scores["chrf"], 2)
-        if name != "test":
-            break
+        scores, _ = score_translations(model, vocab, pairs, recipe.max_len, recipe.beam_size)
+        metrics |= {f"{name}_{metric}": round(value, 2) for metric, value in scores.items()}
     return metrics
 
 
