@@ -29,7 +29,8 @@ from course_lib.course.bench import device_description
 from course_lib.files import write_json_atomic
 
 ORDER = ("ner_kd", "ner_reference_kd", "mnist_kd", "ddp", "mnist_consistent", "rnn_vs_transformer", "news_kd", "poetry_kd",
-         "qa_kd", "mt_kd", "mnist_size_temperature", "deploy", "compression", "ner_recipe")
+         "qa_kd", "mt_kd", "mnist_size_temperature", "deploy", "compression", "ner_recipe",
+         "ner_architectures")
 
 
 def _script(name: str) -> ModuleType:

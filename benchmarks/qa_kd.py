@@ -1,4 +1,4 @@
-"""Benchmark: question answering as span extraction on MSRA (Li et al. 2020), a teacher and its students, written to JSON.
+"""Benchmark: question answering as span extraction on MSRA (Li et al. 2020), teacher and students, to JSON.
 
     .venv/bin/python benchmarks/qa_kd.py                    # full mode, results/qa_kd_full.json
     .venv/bin/python benchmarks/qa_kd.py --mode fast        # the small settings of chapter 09
@@ -28,7 +28,7 @@ ROW_ORDER = (*SPAN_QA_ROLES, "reference_tagger")
 
 
 def readme_table(payload: dict) -> str:
-    """The README block: every model's span F1, precision, recall, F1 per type, size and speed, beside Li et al. (2020)."""
+    """The README block: each model's span F1, precision, recall, F1 per type, size and speed, beside Li et al."""
     rows, counts, paper = payload["rows"], payload["counts"], payload["li_2020"]
     teacher = rows["teacher"]
     lines = [

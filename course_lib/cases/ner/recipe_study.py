@@ -18,14 +18,22 @@ and learning rate for every variant — and records what each change is worth:
 Two facts need no training: the share of test characters the vocabulary reads as ``<unk>``,
 and how the packaged corpus cut its sentences (:func:`~course_lib.data.msra.split_profile`).
 Each variant is cached like every other model of the course.
+
+:func:`architecture_study` then asks chapter 10's question fairly: a Transformer (with either
+kind of positions) against a BiLSTM of about its size, each at its own learning rate (the best
+dev F1 of a small grid), over several seeds, with the seed-to-seed spread deciding the verdict.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+import statistics
+from collections.abc import Sequence
 from typing import Any
 
+from course_lib import checks
+from course_lib.cases.common import seed_spread, seed_verdict
 from course_lib.cases.ner.tagger import (
     TAGGER_KEY,
     TaggerRecipe,
@@ -99,15 +107,20 @@ def unknown_rate(corpus: NerCorpus, vocab: CharVocab) -> float:
     return sum(i == vocab.unk_id for i in ids) / len(ids)
 
 
-def _variant(context: CourseContext, variant: str, msra: Any, progress: bool) -> Trained:
+def _variant(context: CourseContext, variant: str, msra: Any, progress: bool, lr: float | None = None,
+             seed: int = 0) -> Trained:
+    """The cached model of ``variant`` (at ``lr`` and ``seed`` when given), or train and cache it."""
     mode, device = context_mode_and_device(context)
-    recipe = study_recipe(variant, mode)
+    base = study_recipe(variant, mode)
+    recipe = dataclasses.replace(base, lr=base.lr if lr is None else lr, seed=seed)
+    name = f"ner_study_{variant}" if (recipe.lr, recipe.seed) == (base.lr, 0) else \
+        f"ner_study_{variant}_lr{recipe.lr:.0e}_seed{seed}"
 
     def train(model: Any, vocab: CharVocab) -> Trained:
         return fit_tagger(model, recipe, training_sentences(msra(), recipe), msra().dev, vocab, device=device,
                           progress=progress, desc=variant)
 
-    return load_or_train(model_path(f"ner_study_{variant}", mode), recipe,
+    return load_or_train(model_path(name, mode), recipe,
                          build=lambda vocab: build_tagger(recipe, len(vocab)), train=train,
                          vocab=lambda: tagger_vocab(msra(), recipe), depends_on=TAGGER_KEY, device=device)
 
@@ -139,3 +152,60 @@ def recipe_study(
                                  train_seconds=trained.seconds).to_dict()
     return {"rows": rows, "unknown_rate": round(unknown_rate(msra(), vocab), 5),
             "split_profile": {split: split_profile(getattr(msra(), split)) for split in ("train", "test")}}
+
+
+ARCHITECTURE_VARIANTS: tuple[str, ...] = ("sinusoidal", "relative", "bilstm")
+LEARNING_RATES: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
+_PAIRS = (("bilstm", "sinusoidal"), ("relative", "sinusoidal"), ("bilstm", "relative"))
+
+
+def _per_seed(values: Sequence[float]) -> dict[str, Any]:
+    return {"per_seed": [round(v, 4) for v in values], "mean": round(statistics.mean(values), 4),
+            "sd": round(seed_spread(values), 4)}
+
+
+def architecture_study(
+    context: CourseContext,
+    *,
+    variants: tuple[str, ...] = ARCHITECTURE_VARIANTS,
+    learning_rates: tuple[float, ...] = LEARNING_RATES,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    corpus: NerCorpus | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Each variant at its own learning rate, over ``seeds``: test F1 per seed, mean ± sd and verdicts (chapter 10).
+
+    Every variant keeps the study's budget (sentences, epochs, batch, warm-up); only the learning
+    rate is its own: the one of ``learning_rates`` with the best dev F1 at the first seed. The
+    other seeds then train at that rate. The verdicts compare the BiLSTM with the Transformer and
+    relative with sinusoidal positions by :func:`~course_lib.cases.common.seed_verdict` on test F1.
+    """
+    unknown = sorted(set(variants) - set(STUDY_VARIANTS))
+    if unknown or not variants:
+        raise ValueError(f"variants must be a non-empty selection of {tuple(STUDY_VARIANTS)}, got {variants!r}")
+    if not learning_rates:
+        raise ValueError("learning_rates must name at least one learning rate")
+    for lr in learning_rates:
+        checks.positive_number("learning rate", lr)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    msra = lazy_msra(corpus)
+    rows = {}
+    for variant in variants:
+        tuning = {lr: _variant(context, variant, msra, progress, lr=lr, seed=seeds[0]) for lr in learning_rates}
+        best = max(learning_rates, key=lambda lr: tuning[lr].metrics["dev_f1"])
+        runs = [tuning[best], *(_variant(context, variant, msra, progress, lr=best, seed=seed) for seed in seeds[1:])]
+        scores = [evaluate_tagger(run.model, scoring_loader(msra().test, run.vocab, run.recipe.max_len))
+                  for run in runs]
+        rows[variant] = {"title": STUDY_VARIANTS[variant][0], "parameters": count_parameters(runs[0].model),
+                         "dev_f1_by_lr": {f"{lr:g}": round(tuning[lr].metrics["dev_f1"], 4)
+                                          for lr in learning_rates},
+                         "lr": best, "test_f1": _per_seed([score["f1"] for score in scores]),
+                         "test_f1_argmax": _per_seed([score["f1_argmax"] for score in scores]),
+                         "train_seconds": round(statistics.mean(run.seconds for run in runs), 1)}
+    verdicts = {f"{first}_vs_{second}": seed_verdict(rows[first]["test_f1"]["per_seed"],
+                                                     rows[second]["test_f1"]["per_seed"],
+                                                     names=(rows[first]["title"], rows[second]["title"]),
+                                                     unit="F1 points", scale=100)
+                for first, second in _PAIRS if first in rows and second in rows}
+    return {"rows": rows, "verdicts": verdicts, "seeds": list(seeds), "learning_rates": list(learning_rates)}
