@@ -3,8 +3,6 @@ the README blocks they write from JSON."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from course_lib.cases.mnist.consistent import ConsistentStudy, consistent_student_recipe
@@ -13,7 +11,7 @@ from course_lib.cases.ner.recipe_study import STUDY_VARIANTS, study_recipe
 from course_lib.cases.ner.reference_kd import REFERENCE_KD_ROLES, reference_kd_recipe
 from course_lib.cases.news import DISTILBERT_2019, NEWS_ROLES, news_recipe
 from course_lib.cases.poetry import KIM_RUSH_2016, POETRY_ROLES, poetry_recipe
-from tests.benchmarks import load_benchmark
+from tests.benchmarks import load_benchmark, readme_only
 
 
 def news_payload() -> dict:
@@ -146,12 +144,7 @@ def test_the_consistent_block_has_each_seed_the_verdict_and_the_goals():
     ("mnist_size_temperature", sweep_payload, "mnist-size"), ("rnn_vs_transformer", rnn_payload, "rnn-vs-transformer"),
     ("ner_recipe", recipe_payload, "ner-recipe"), ("ner_reference_kd", reference_payload, "ner-reference-kd")])
 def test_readme_only_rewrites_just_the_marked_block_from_the_json(name, payload, marker, tmp_path):
-    bench = load_benchmark(name)
-    out, readme = tmp_path / "result.json", tmp_path / "README.md"
-    out.write_text(json.dumps(payload()), encoding="utf-8")
-    readme.write_text(f"intro\n<!-- {marker}:start -->\nold\n<!-- {marker}:end -->\noutro\n", encoding="utf-8")
-    assert bench.main(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
-    text = readme.read_text(encoding="utf-8")
+    text = readme_only(name, payload(), marker, tmp_path)
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "cpu: test" in text
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from course_lib.cases.deploy.table import VARIANTS
 from course_lib.context import REPO_ROOT
-from tests.benchmarks import load_benchmark
+from tests.benchmarks import load_benchmark, readme_only
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +52,8 @@ def test_update_readme_replaces_only_the_marked_block(bench, payload, tmp_path):
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "**MNIST**" in text
 
 
-def test_readme_only_rewrites_the_block_from_the_json(bench, payload, tmp_path):
-    out, readme = tmp_path / "deploy.json", tmp_path / "README.md"
-    out.write_text(json.dumps(payload), encoding="utf-8")
-    readme.write_text("<!-- deploy:start -->\n<!-- deploy:end -->\n", encoding="utf-8")
-    assert bench.main(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
-    assert "**MSRA NER**" in readme.read_text(encoding="utf-8")
+def test_readme_only_rewrites_the_block_from_the_json(payload, tmp_path):
+    assert "**MSRA NER**" in readme_only("deploy", payload, "deploy", tmp_path)
 
 
 def test_the_committed_results_file_fills_the_committed_readme(bench):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from course_lib.cases.translation import KIM_RUSH_2016, PAPER_ROW, TRANSLATION_ROLES, translation_recipe
-from tests.benchmarks import load_benchmark
+from tests.benchmarks import load_benchmark, readme_only
 
 
 def summary(values: list[float]) -> dict:
@@ -53,11 +51,7 @@ def test_the_block_has_every_model_beside_kim_and_rush():
 
 
 def test_readme_only_rewrites_just_the_marked_block(tmp_path):
-    out, readme = tmp_path / "mt.json", tmp_path / "README.md"
-    out.write_text(json.dumps(payload()), encoding="utf-8")
-    readme.write_text("intro\n<!-- mt-kd:start -->\nold\n<!-- mt-kd:end -->\noutro\n", encoding="utf-8")
-    assert load_benchmark("mt_kd").main(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
-    text = readme.read_text(encoding="utf-8")
+    text = readme_only("mt_kd", payload(), "mt-kd", tmp_path)
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "cpu: test" in text
 
 

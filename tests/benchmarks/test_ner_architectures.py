@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from course_lib.cases.ner.recipe_study import study_recipe
-from tests.benchmarks import load_benchmark
+from tests.benchmarks import load_benchmark, readme_only
 
 
 def row(title: str, parameters: int, lr: float, f1s: list[float]) -> dict:
@@ -34,11 +32,5 @@ def test_the_block_shows_the_tuning_the_rate_used_and_mean_and_spread():
 
 
 def test_readme_only_rewrites_just_the_marked_block(tmp_path):
-    out, readme = tmp_path / "arch.json", tmp_path / "README.md"
-    out.write_text(json.dumps(payload()), encoding="utf-8")
-    readme.write_text("intro\n<!-- ner-architectures:start -->\nold\n<!-- ner-architectures:end -->\noutro\n",
-                      encoding="utf-8")
-    benchmark = load_benchmark("ner_architectures")
-    assert benchmark.main(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
-    text = readme.read_text(encoding="utf-8")
+    text = readme_only("ner_architectures", payload(), "ner-architectures", tmp_path)
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "cpu: test" in text

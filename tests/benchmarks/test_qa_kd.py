@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from course_lib.cases.span_qa import LI_2020, SPAN_QA_ROLES
-from tests.benchmarks import load_benchmark
+from tests.benchmarks import load_benchmark, readme_only
 
 
 def row(title: str, parameters: int, f1: float) -> dict:
@@ -38,11 +36,7 @@ def test_the_block_lists_teacher_students_then_the_tagger_beside_li_et_al():
 
 
 def test_readme_only_rewrites_just_the_marked_block(tmp_path):
-    out, readme = tmp_path / "qa.json", tmp_path / "README.md"
-    out.write_text(json.dumps(payload()), encoding="utf-8")
-    readme.write_text("intro\n<!-- qa-kd:start -->\nold\n<!-- qa-kd:end -->\noutro\n", encoding="utf-8")
-    assert load_benchmark("qa_kd").main(["--readme-only", "--out", str(out), "--readme", str(readme)]) == out
-    text = readme.read_text(encoding="utf-8")
+    text = readme_only("qa_kd", payload(), "qa-kd", tmp_path)
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "cpu: test" in text
 
 
