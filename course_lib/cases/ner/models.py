@@ -122,7 +122,7 @@ def ner_student(
     corpus: NerCorpus | None = None,
     progress: bool = True,
 ) -> Trained:
-    """Load the cached student of ``role`` taught by ``teacher``, or train and cache it (chapter 08).
+    """Load the cached student of ``role`` taught by ``teacher``, or train and cache it (chapter 07).
 
     The student reads the teacher's vocabulary and trains on the teacher's sentences for the
     teacher's number of epochs; ``recipe`` replaces the course recipe of ``role``.
