@@ -72,19 +72,20 @@ def role_recipe(recipe_class: Callable[..., R], table: _Roles, role: str, mode: 
 
 
 def case_recipes(table: _Roles, recipes: Mapping[str, R] | None, course_recipe: Callable[[str], R],
-                 same: str) -> dict[str, R]:
-    """``recipes``, else the course's recipe of every role; every role present and sharing the teacher's ``same`` field (chapter 06).
+                 same: str | tuple[str, ...]) -> dict[str, R]:
+    """``recipes``, else the course's recipe of every role; every role present and sharing the teacher's ``same`` fields (chapter 06).
 
-    The students learn from the teacher's data, so the field that names it (``max_len``,
-    ``train_poems`` …) must be the teacher's in every recipe.
+    The students learn from the teacher's data, so the fields that name it (``max_len``,
+    ``train_poems`` …; one name or a tuple) must be the teacher's in every recipe.
     """
     chosen = dict(recipes) if recipes else {role: course_recipe(role) for role in table}
     missing = [role for role in table if role not in chosen]
     if missing:
         raise ValueError(f"recipes needs every role {tuple(table)}; missing {missing}")
     teacher = next(iter(table))
-    if any(getattr(chosen[role], same) != getattr(chosen[teacher], same) for role in table):
-        raise ValueError(f"every student must learn from the teacher's data: give all recipes the same {same}")
+    for name in (same,) if isinstance(same, str) else same:
+        if any(getattr(chosen[role], name) != getattr(chosen[teacher], name) for role in table):
+            raise ValueError(f"every student must learn from the teacher's data: give all recipes the same {name}")
     return chosen
 
 
@@ -126,6 +127,12 @@ def rounded(value: Any, digits: int = 4) -> Any:
 def seed_spread(values: Sequence[float]) -> float:
     """The sample standard deviation of one score over seeds (0 for a single seed) (chapter 06)."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def seed_summary(values: Sequence[float]) -> dict[str, Any]:
+    """One score over seeds as ``{"per_seed", "mean", "sd"}``, rounded to 4 places, for a results file (chapter 06)."""
+    return {"per_seed": [round(v, 4) for v in values], "mean": round(statistics.mean(values), 4),
+            "sd": round(seed_spread(values), 4)}
 
 
 def seed_verdict(first: Sequence[float], second: Sequence[float], *, names: tuple[str, str], unit: str,

@@ -124,8 +124,7 @@ def window_coverage(items: Sequence[NewsItem], max_len: int, later: int = 0) -> 
     if not items:
         raise ValueError("items is empty: there is no text to cover")
     checks.positive_int("max_len", max_len)
-    if not isinstance(later, int) or isinstance(later, bool) or later < 0:
-        raise ValueError(f"later must be an int >= 0, got {later!r}")
+    checks.int_at_least("later", later, 0)
     covered = sum(len(window) for item in items for window in _news_windows(item, max_len, later))
     return covered / max(1, sum(len(item.text) for item in items))
 
@@ -312,7 +311,8 @@ class _NewsComparison:
     def to_dict(self) -> dict[str, Any]:
         """The measured part as a plain dict (the models are left out)."""
         return {"mode": self.mode, "vocab_size": self.vocab_size, "split_sizes": self.split_sizes,
-                "train_items": self.train_items, "labels": list(INEWS_LABELS), "rows": {role: rounded(row) for role, row in self.rows.items()},
+                "train_items": self.train_items, "labels": list(INEWS_LABELS),
+                "rows": {role: rounded(row) for role, row in self.rows.items()},
                 "distilbert_2019": DISTILBERT_2019}
 
 
@@ -337,8 +337,7 @@ def compare_news(
     """Train the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
     mode, device = context_mode_and_device(context)
     corpus = corpus or load_inews()
-    recipes = case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same="max_len")
-    case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same="train_items")
+    recipes = case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same=("max_len", "train_items"))
     teacher_recipe = recipes["teacher"]
     training_items = _training_items(corpus, teacher_recipe)
     vocab = CharVocab.from_texts((_news_windows(item, teacher_recipe.max_len)[0] for item in training_items),

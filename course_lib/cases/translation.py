@@ -54,7 +54,7 @@ from course_lib.cases.common import (
     role_recipe,
     roles,
     rounded,
-    seed_spread,
+    seed_summary,
     seed_verdict,
     teacher_then_students,
 )
@@ -533,12 +533,6 @@ def score_translations(model: nn.Module, vocab: SubwordVocab, pairs: Sequence[Ve
     return scores, greedy
 
 
-def _summary(values: Sequence[float]) -> dict[str, Any]:
-    """Per-seed values with their mean and sample standard deviation."""
-    return {"per_seed": [round(v, 4) for v in values], "mean": round(statistics.mean(values), 4),
-            "sd": round(seed_spread(values), 4)}
-
-
 def _latency_sources(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int) -> list[Tensor]:
     """:data:`LATENCY_SENTENCES` verses of median source length, as (1, S) id tensors."""
     sources = sorted((_cut(ids, max_len) for ids in vocab.encode([pair.english for pair in pairs])), key=len)
@@ -569,9 +563,9 @@ def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dic
     row: dict[str, Any] = {"title": TRANSLATION_ROLES[role].title, "method": TRANSLATION_ROLES[role].method,
                            "parameters": parameters, "size_ratio": round(parameters / teacher_parameters, 4)}
     for split in ("dev", "test"):
-        row[split] = {metric: _summary([scores[split][metric] for scores in evaluated])
+        row[split] = {metric: seed_summary([scores[split][metric] for scores in evaluated])
                       for metric in ("bleu_greedy", "bleu_beam", "chrf_greedy", "chrf_beam")}
-    row["train_seconds"] = _summary([model.seconds for model in models])
+    row["train_seconds"] = seed_summary([model.seconds for model in models])
     row["dev_curves"] = [model.metrics["dev_curve"] for model in models]
     row["extra"] = {key: value for key, value in models[0].metrics.items() if key != "dev_curve"}
     return row
@@ -639,7 +633,8 @@ def compare_translation(
         for model in models:
             scores = {}
             for split, pairs in splits.items():
-                scores[split], greedy = score_translations(model.model, data.vocab, pairs, data.max_len, data_recipe.beam_size)
+                scores[split], greedy = score_translations(model.model, data.vocab, pairs, data.max_len,
+                                                           data_recipe.beam_size)
                 if split == "test":
                     greedy_test.setdefault(role, greedy)
             evaluated[role].append(scores)

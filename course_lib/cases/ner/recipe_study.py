@@ -29,11 +29,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 import statistics
-from collections.abc import Sequence
 from typing import Any
 
 from course_lib import checks
-from course_lib.cases.common import seed_spread, seed_verdict
+from course_lib.cases.common import seed_summary, seed_verdict
 from course_lib.cases.ner.tagger import (
     TAGGER_KEY,
     TaggerRecipe,
@@ -159,11 +158,6 @@ LEARNING_RATES: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
 _PAIRS = (("bilstm", "sinusoidal"), ("relative", "sinusoidal"), ("bilstm", "relative"))
 
 
-def _per_seed(values: Sequence[float]) -> dict[str, Any]:
-    return {"per_seed": [round(v, 4) for v in values], "mean": round(statistics.mean(values), 4),
-            "sd": round(seed_spread(values), 4)}
-
-
 def architecture_study(
     context: CourseContext,
     *,
@@ -200,8 +194,8 @@ def architecture_study(
         rows[variant] = {"title": STUDY_VARIANTS[variant][0], "parameters": count_parameters(runs[0].model),
                          "dev_f1_by_lr": {f"{lr:g}": round(tuning[lr].metrics["dev_f1"], 4)
                                           for lr in learning_rates},
-                         "lr": best, "test_f1": _per_seed([score["f1"] for score in scores]),
-                         "test_f1_argmax": _per_seed([score["f1_argmax"] for score in scores]),
+                         "lr": best, "test_f1": seed_summary([score["f1"] for score in scores]),
+                         "test_f1_argmax": seed_summary([score["f1_argmax"] for score in scores]),
                          "train_seconds": round(statistics.mean(run.seconds for run in runs), 1)}
     verdicts = {f"{first}_vs_{second}": seed_verdict(rows[first]["test_f1"]["per_seed"],
                                                      rows[second]["test_f1"]["per_seed"],
