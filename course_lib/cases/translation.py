@@ -358,17 +358,24 @@ def _generate(model: Seq2SeqTransformer, sources: Sequence[list[int]], *, beam_s
                       finished=[r[3] for r in rows])
 
 
-def translate(model: Seq2SeqTransformer, vocab: SubwordVocab, sentences: Sequence[str], *, max_len: int,
-              beam_size: int = 1, batch_size: int = 64) -> list[str]:
-    """English ``sentences`` translated by ``model``: greedy for ``beam_size`` 1, else beam search (chapter 09).
+def generate(model: Seq2SeqTransformer, vocab: SubwordVocab, sentences: Sequence[str], *, max_len: int,
+             beam_size: int = 1, batch_size: int = 64) -> Generation:
+    """``model``'s subword output for English ``sentences`` with its model scores: greedy for ``beam_size`` 1, else beam search (chapter 09).
 
-    Sources longer than ``max_len`` subwords are cut; each translation has at most ``max_len``
-    subwords. Batches group sentences of similar length; the answers keep the input order.
+    Sources longer than ``max_len`` subwords are cut; each output has at most ``max_len``
+    subwords. Batches group sentences of similar length; the rows keep the input order.
     """
     if not sentences:
+        raise ValueError("generate needs at least one sentence")
+    return _generate(model, vocab.encode(list(sentences)), beam_size=beam_size, max_len=max_len, batch_size=batch_size)
+
+
+def translate(model: Seq2SeqTransformer, vocab: SubwordVocab, sentences: Sequence[str], *, max_len: int,
+              beam_size: int = 1, batch_size: int = 64) -> list[str]:
+    """English ``sentences`` translated by ``model`` (:func:`generate`, decoded to text) (chapter 09)."""
+    if not sentences:
         return []
-    generation = _generate(model, vocab.encode(list(sentences)), beam_size=beam_size, max_len=max_len,
-                           batch_size=batch_size)
+    generation = generate(model, vocab, sentences, beam_size=beam_size, max_len=max_len, batch_size=batch_size)
     return [vocab.decode(tokens) for tokens in generation.tokens]
 
 

@@ -14,6 +14,7 @@ from course_lib.cases.translation import (
     TRANSLATION_ROLES,
     TranslationRecipe,
     compare_translation,
+    generate,
     prepare_translation_data,
     subword_vocab,
     teacher_translations,
@@ -21,6 +22,7 @@ from course_lib.cases.translation import (
     translation_loss,
     translation_model,
     translation_recipe,
+    translate,
 )
 from course_lib.data.bible import BibleCorpus, VersePair
 from course_lib.data.subwords import EOS_ID, PAD_ID, SubwordVocab
@@ -181,6 +183,21 @@ def test_cached_decoding_gives_the_models_own_translations(norm_first):
     steps, memory = CachedDecoder(model), model.encode(src, mask)
     prefix = torch.tensor([[1, 5, 6, 7]] * 4)
     torch.testing.assert_close(steps.decode_step(memory, mask, prefix), model.decode_step(memory, mask, prefix))
+
+
+def test_generate_keeps_the_input_order_and_the_beam_never_scores_below_greedy(corpus):
+    vocab = SubwordVocab.train([p.english for p in corpus.train] + [p.spanish for p in corpus.train], 120)
+    model = tiny_model(4, vocab=len(vocab))
+    sentences = [p.english for p in corpus.test]
+    greedy = generate(model, vocab, sentences, max_len=12, batch_size=2)
+    one_by_one = [generate(model, vocab, [sentence], max_len=12).tokens[0] for sentence in sentences]
+    assert greedy.tokens == one_by_one
+    beamed = generate(model, vocab, sentences, max_len=12, beam_size=3, batch_size=2)
+    assert all(b >= g - 1e-5 for b, g in zip(beamed.scores, greedy.scores, strict=True))
+    assert translate(model, vocab, sentences, max_len=12) == [vocab.decode(t) for t in greedy.tokens]
+    assert translate(model, vocab, [], max_len=12) == []
+    with pytest.raises(ValueError, match="at least one sentence"):
+        generate(model, vocab, [], max_len=12)
 
 
 def test_seq_kd_targets_are_the_teachers_beam_output_computed_once(model_cache, monkeypatch):
