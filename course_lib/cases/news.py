@@ -15,15 +15,18 @@ the same number of epochs on the same labelled items:
   labels do not cover — the way distillation turns unlabelled text into training signal.
 
 Measured for each model: test accuracy and macro-F1 (the classes are unbalanced: positive news
-is the rare one), F1 per class, parameters, and the CPU latency of one item at batch 1.
+is the rare one), F1 per class, parameters, and the CPU latency of one item at batch 1. Every
+model is cached (:func:`news_model`): a second run loads it.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,9 +38,11 @@ from course_lib import checks
 from course_lib.cases.common import Role, batch1_latency, case_recipes, role_recipe, roles, rounded, teacher_then_students
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import INEWS_LABELS, CharVocab, NewsCorpus, NewsItem, load_inews
+from course_lib.files import sha256_text
 from course_lib.kd.methods import DistillRecipe, setup_method
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.transformer import SequenceClassifier, TransformerShape, count_parameters
+from course_lib.train.cache import load_or_train, model_path
 from course_lib.train.fit import Trained, fit
 
 NEWS_ROLES = roles(
@@ -235,27 +240,58 @@ def _evaluate_news(model: nn.Module, batches: Sequence[dict[str, Tensor]]) -> di
                                        zero_division=0))}
 
 
-def _train_news_model(
+def _data_sha256(train: Sequence[NewsItem], dev: Sequence[NewsItem]) -> str:
+    """The sha256 of the labelled items a model learns from and is selected on: part of its cache key."""
+    rows = {split: [[item.title, item.content, item.label] for item in items] for split, items in
+            (("train", train), ("dev", dev))}
+    return sha256_text(json.dumps(rows, ensure_ascii=False))
+
+
+def news_model(
+    context: CourseContext,
     role: str,
     recipe: _NewsRecipe,
     corpus: NewsCorpus,
     vocab: CharVocab,
     *,
-    teacher: SequenceClassifier | None = None,
-    device: torch.device | str = "cpu",
+    teacher: Trained | None = None,
     progress: bool = True,
 ) -> Trained:
-    """Train the classifier of ``role`` with ``recipe``; the distilled students need ``teacher`` (chapter 09).
+    """The cached classifier of ``role`` and ``recipe``, or train it and cache it; the distilled students need ``teacher`` (chapter 09).
 
-    The epoch with the best dev macro-F1 is kept; ``metrics`` holds the ``dev_curve`` and the
-    number of ``training_windows``. ``seconds`` includes the teacher's one pass over the
-    training windows.
+    A model is keyed by its recipe, the labelled training and dev items, the characters and (a
+    student) the teacher's checkpoint. The epoch with the best dev macro-F1 is kept; ``metrics``
+    holds the ``dev_curve`` and the number of ``training_windows``. ``seconds`` includes the
+    teacher's one pass over the training windows.
     """
-    device = torch.device(device)
-    if recipe.method != "labels" and teacher is None:
-        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
-    train_batches = _news_batches(_training_items(corpus, recipe), vocab, recipe, shuffle=True,
-                                  transfer=recipe.method == "transfer")
+    mode, device = context_mode_and_device(context)
+    if recipe.method != "labels" and (teacher is None or teacher.path is None):
+        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the teacher's Trained, as news_model "
+                         "returns it (cached, with its path)")
+    items = _training_items(corpus, recipe)
+    depends_on: dict[str, Path | str] = {"data": _data_sha256(items, corpus.dev),
+                                         "vocab": sha256_text(json.dumps(vocab.tokens(), ensure_ascii=False))}
+    if recipe.method != "labels":
+        depends_on["teacher"] = teacher.path
+
+    def build(_: Any) -> nn.Module:
+        torch.manual_seed(recipe.seed)
+        return SequenceClassifier(recipe.model_config(len(vocab)), num_classes=len(INEWS_LABELS))
+
+    def train(model: nn.Module, _: Any) -> Trained:
+        return _fit_news(model, role, recipe, items, corpus.dev, vocab, teacher=teacher and teacher.model.to(device),
+                         device=device, progress=progress)
+
+    trained = load_or_train(model_path(f"news_{role}", mode), recipe, build=build, train=train, depends_on=depends_on,
+                            device=device)
+    trained.vocab = vocab
+    return trained
+
+
+def _fit_news(model: nn.Module, role: str, recipe: _NewsRecipe, items: Sequence[NewsItem], dev: Sequence[NewsItem],
+              vocab: CharVocab, *, teacher: nn.Module | None, device: torch.device, progress: bool) -> Trained:
+    """Train ``model`` on ``items`` as ``recipe`` says, keeping the epoch of best dev macro-F1, without caching it."""
+    train_batches = _news_batches(items, vocab, recipe, shuffle=True, transfer=recipe.method == "transfer")
     start = time.perf_counter()
     cache = None
     if recipe.method in ("logits", "transfer"):
@@ -263,17 +299,14 @@ def _train_news_model(
         # looked up by window index, which stays right however the batches are shuffled.
         cache = TeacherLogitCache.build(teacher, train_batches.in_order(), device=device)
     teacher_pass_seconds = time.perf_counter() - start
-    torch.manual_seed(recipe.seed)
-    model = SequenceClassifier(recipe.model_config(len(vocab)), num_classes=len(INEWS_LABELS))
     setup = setup_method(recipe, student=model, teacher=teacher, task_loss=_classifier_loss, cache=cache)
     trained = fit(model, train_batches, recipe, loss_fn=setup.loss_fn,
-                  dev_loader=_news_batches(corpus.dev, vocab, recipe, shuffle=False, batch_size=128),
+                  dev_loader=_news_batches(dev, vocab, recipe, shuffle=False, batch_size=128),
                   evaluate_fn=_evaluate_news, monitor="macro_f1", device=device, progress=progress,
                   desc=NEWS_ROLES[role].title)
     trained.seconds += teacher_pass_seconds
     trained.metrics = {"dev_curve": [float(r.dev["macro_f1"]) for r in trained.history.epochs],
                        "training_windows": len(train_batches.rows)}
-    trained.vocab = vocab
     return trained
 
 
@@ -334,16 +367,16 @@ def compare_news(
     latency_rounds: int = 10,
     progress: bool = True,
 ) -> _NewsComparison:
-    """Train the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
-    mode, device = context_mode_and_device(context)
+    """Train (or load) the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
+    mode, _ = context_mode_and_device(context)
     corpus = corpus or load_inews()
     recipes = case_recipes(NEWS_ROLES, recipes, lambda role: news_recipe(role, mode), same=("max_len", "train_items"))
     teacher_recipe = recipes["teacher"]
     training_items = _training_items(corpus, teacher_recipe)
     vocab = CharVocab.from_texts((_news_windows(item, teacher_recipe.max_len)[0] for item in training_items),
                                  min_freq=teacher_recipe.vocab_min_freq)
-    trained = teacher_then_students(NEWS_ROLES, lambda role, teacher: _train_news_model(
-        role, recipes[role], corpus, vocab, teacher=teacher and teacher.model, device=device, progress=progress))
+    trained = teacher_then_students(NEWS_ROLES, lambda role, teacher: news_model(
+        context, role, recipes[role], corpus, vocab, teacher=teacher, progress=progress))
     test = _news_batches(corpus.test, vocab, teacher_recipe, shuffle=False, batch_size=128)
     example = _news_batches(corpus.test[:1], vocab, teacher_recipe, shuffle=False)[0]
     latency = batch1_latency({role: model.model for role, model in trained.items()},

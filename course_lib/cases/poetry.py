@@ -19,14 +19,17 @@ poems (temperature 1, the model's own distribution) that keep the form, checked 
 :func:`course_lib.data.is_regulated_pentasyllabic`; how plausible the teacher finds those
 samples (its mean negative log-likelihood per character); parameters; and the time to write
 one poem at batch 1 on one CPU thread with the key/value cache (on a GPU machine too: the
-students are meant to be served on a CPU).
+students are meant to be served on a CPU). Every model is cached (:func:`poetry_model`): a
+second run loads it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,9 +41,11 @@ from course_lib.cases.common import Role, batch1_latency, case_recipes, role_rec
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import CharVocab, is_regulated_pentasyllabic, lm_batch, load_tang_poems
 from course_lib.data.poetry import Poem, PoetryCorpus
+from course_lib.files import sha256_text
 from course_lib.kd.methods import DistillRecipe, setup_method
 from course_lib.nn.char_lm import CharLM, sample
 from course_lib.nn.transformer import TransformerShape, count_parameters
+from course_lib.train.cache import load_or_train, model_path
 from course_lib.train.fit import Trained, fit
 from course_lib.train.tagging import tagger_loss, token_nll
 
@@ -169,28 +174,59 @@ def poem_perplexity(model: CharLM, vocab: CharVocab, texts: Sequence[str], devic
     return math.exp(token_nll(model, _loader(sequences, vocab, 256, False, 0), torch.device(device)))
 
 
-def _train_poetry_model(
+def _poems_sha256(train: Sequence[Poem], dev: Sequence[Poem]) -> str:
+    """The sha256 of the poems a model learns from and is selected on: part of its cache key."""
+    return sha256_text(json.dumps({"train": [poem.text for poem in train], "dev": [poem.text for poem in dev]},
+                                  ensure_ascii=False))
+
+
+def poetry_model(
+    context: CourseContext,
     role: str,
     recipe: _PoetryRecipe,
     corpus: PoetryCorpus,
     vocab: CharVocab,
     *,
-    teacher: CharLM | None = None,
-    device: torch.device | str = "cpu",
+    teacher: Trained | None = None,
     progress: bool = True,
 ) -> Trained:
-    """Train the model of ``role`` with ``recipe``; the students of "logits" and "sequence_kd" need ``teacher`` (chapter 09).
+    """The cached language model of ``role`` and ``recipe``, or train it and cache it; the distilled students need ``teacher`` (chapter 09).
 
-    The epoch with the lowest dev perplexity (real dev poems) is kept; ``metrics`` holds the
-    ``dev_curve`` and, for sequence-level KD, how many poems the teacher wrote and how many keep
-    the form.
+    A model is keyed by its recipe, the training and dev poems, the characters and (a student) the
+    teacher's checkpoint. The epoch with the lowest dev perplexity (real dev poems) is kept;
+    ``metrics`` holds the ``dev_curve`` and, for sequence-level KD, how many poems the teacher
+    wrote and how many keep the form.
     """
-    device = torch.device(device)
+    mode, device = context_mode_and_device(context)
     if recipe.train_poems is not None and recipe.train_poems > len(corpus.train):
         raise ValueError(f"recipe.train_poems={recipe.train_poems} exceeds the {len(corpus.train):,} training poems")
-    if recipe.method != "labels" and teacher is None:
-        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
-    sequences = [vocab.encode(poem.text) for poem in corpus.train[: recipe.train_poems]]
+    if recipe.method != "labels" and (teacher is None or teacher.path is None):
+        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the teacher's Trained, as poetry_model "
+                         "returns it (cached, with its path)")
+    poems = corpus.train[: recipe.train_poems]
+    depends_on: dict[str, Path | str] = {"data": _poems_sha256(poems, corpus.dev),
+                                         "vocab": sha256_text(json.dumps(vocab.tokens(), ensure_ascii=False))}
+    if recipe.method != "labels":
+        depends_on["teacher"] = teacher.path
+
+    def build(_: Any) -> nn.Module:
+        torch.manual_seed(recipe.seed)
+        return CharLM(recipe.model_config(len(vocab)))
+
+    def train(model: nn.Module, _: Any) -> Trained:
+        return _fit_poetry(model, role, recipe, poems, corpus.dev, vocab, teacher=teacher and teacher.model.to(device),
+                           device=device, progress=progress)
+
+    trained = load_or_train(model_path(f"poetry_{role}", mode), recipe, build=build, train=train,
+                            depends_on=depends_on, device=device)
+    trained.vocab = vocab
+    return trained
+
+
+def _fit_poetry(model: nn.Module, role: str, recipe: _PoetryRecipe, poems: Sequence[Poem], dev: Sequence[Poem],
+                vocab: CharVocab, *, teacher: CharLM | None, device: torch.device, progress: bool) -> Trained:
+    """Train ``model`` on ``poems`` (or, for sequence-level KD, on as many poems the teacher writes), without caching it."""
+    sequences = [vocab.encode(poem.text) for poem in poems]
     metrics: dict[str, Any] = {}
     if recipe.method == "sequence_kd":
         written = _sample(teacher, vocab, len(sequences), recipe.teacher_sampling_temperature, recipe.seed + 1, device)
@@ -198,16 +234,13 @@ def _train_poetry_model(
         metrics["teacher_written_in_form"] = round(
             sum(is_regulated_pentasyllabic(_decode(vocab, ids)) for ids in written) / len(written), 4)
         sequences = written
-    torch.manual_seed(recipe.seed)
-    model = CharLM(recipe.model_config(len(vocab)))
-    setup = setup_method(recipe, student=model, teacher=teacher and teacher.to(device), task_loss=tagger_loss)
-    dev_sequences = [vocab.encode(poem.text) for poem in corpus.dev]
+    setup = setup_method(recipe, student=model, teacher=teacher, task_loss=tagger_loss)
+    dev_sequences = [vocab.encode(poem.text) for poem in dev]
     trained = fit(model, _loader(sequences, vocab, recipe.batch_size, shuffle=True, seed=recipe.seed), recipe,
                   loss_fn=setup.loss_fn, dev_loader=_loader(dev_sequences, vocab, 256, shuffle=False, seed=0),
                   evaluate_fn=_perplexity, monitor="perplexity", mode="min", device=device, progress=progress,
                   desc=POETRY_ROLES[role].title)
     trained.metrics = {"dev_curve": [float(r.dev["perplexity"]) for r in trained.history.epochs], **metrics}
-    trained.vocab = vocab
     return trained
 
 
@@ -270,14 +303,14 @@ def compare_poetry(
     latency_rounds: int = 10,
     progress: bool = True,
 ) -> _PoetryComparison:
-    """Train the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
+    """Train (or load) the teacher and the three students of ``recipes`` (default: the course's for the mode) and measure them (chapter 09)."""
     mode, device = context_mode_and_device(context)
     corpus = corpus or load_tang_poems()
     recipes = case_recipes(POETRY_ROLES, recipes, lambda role: poetry_recipe(role, mode), same="train_poems")
     train_poems = corpus.train[: recipes["teacher"].train_poems]
     vocab = _poem_vocab(train_poems, recipes["teacher"].vocab_min_freq)
-    trained = teacher_then_students(POETRY_ROLES, lambda role, teacher: _train_poetry_model(
-        role, recipes[role], corpus, vocab, teacher=teacher and teacher.model, device=device, progress=progress))
+    trained = teacher_then_students(POETRY_ROLES, lambda role, teacher: poetry_model(
+        context, role, recipes[role], corpus, vocab, teacher=teacher, progress=progress))
     teacher = trained["teacher"].model
     test_sequences = [vocab.encode(poem.text) for poem in corpus.test]
     steps = len(test_sequences[0]) + 1

@@ -17,9 +17,9 @@ from course_lib.cases.news import (
     _NewsRecipe,
     compare_news,
     _news_batches,
+    news_model,
     news_recipe,
     _news_windows,
-    _train_news_model,
     window_coverage,
 )
 from course_lib.nn.transformer import SequenceClassifier, count_parameters
@@ -128,19 +128,23 @@ def test_bad_recipes_say_what_is_wrong(field, value, match):
         _NewsRecipe(**{field: value})
 
 
-def test_a_distilled_student_needs_its_teacher(corpus):
+def test_a_distilled_student_needs_its_teacher(corpus, context, model_cache):
     vocab = CharVocab.from_texts(item.text for item in corpus.train)
     with pytest.raises(ValueError, match="learns from a teacher"):
-        _train_news_model("logit_kd", tiny_recipes()["logit_kd"], corpus, vocab, progress=False)
+        news_model(context, "logit_kd", tiny_recipes()["logit_kd"], corpus, vocab, progress=False)
     too_many = dataclasses.replace(tiny_recipes()["teacher"], train_items=500)
     with pytest.raises(ValueError, match="exceeds the 180 training items"):
-        _train_news_model("teacher", too_many, corpus, vocab, progress=False)
+        news_model(context, "teacher", too_many, corpus, vocab, progress=False)
 
 
-def test_the_comparison_trains_every_role_and_measures_it(corpus, context):
+def test_the_comparison_trains_every_role_and_measures_it(corpus, context, model_cache):
     recipes = tiny_recipes()
     comparison = compare_news(context, corpus=corpus, recipes=recipes, latency_rounds=1, progress=False)
     rows = comparison.rows
+    assert all(model.trained for model in comparison.models.values())
+    again = compare_news(context, corpus=corpus, recipes=recipes, latency_rounds=1, progress=False)
+    assert not any(model.trained for model in again.models.values()), "a second run loads every model from the cache"
+    assert {role: row.macro_f1 for role, row in again.rows.items()} == {role: r.macro_f1 for role, r in rows.items()}
     assert list(rows) == list(NEWS_ROLES)
     assert rows["teacher"].accuracy > 0.9, "the cue characters make the task easy for the teacher"
     assert rows["transfer_kd"].training_windows > rows["logit_kd"].training_windows == len(corpus.train)

@@ -15,8 +15,8 @@ from course_lib.cases.poetry import (
     _PoetryRecipe,
     compare_poetry,
     _poem_vocab,
+    poetry_model,
     poetry_recipe,
-    _train_poetry_model,
     poem_perplexity,
     write_poems,
 )
@@ -74,19 +74,25 @@ def test_bad_recipes_say_what_is_wrong(field, value, match):
         _PoetryRecipe(**{field: value})
 
 
-def test_a_distilled_student_needs_its_teacher_and_enough_poems(corpus):
+def test_a_distilled_student_needs_its_teacher_and_enough_poems(corpus, context, model_cache):
     vocab = _poem_vocab(corpus.train)
     with pytest.raises(ValueError, match="learns from a teacher"):
-        _train_poetry_model("word_kd", tiny_recipes()["word_kd"], corpus, vocab, progress=False)
+        poetry_model(context, "word_kd", tiny_recipes()["word_kd"], corpus, vocab, progress=False)
     with pytest.raises(ValueError, match="exceeds the 96 training poems"):
-        _train_poetry_model("teacher", dataclasses.replace(tiny_recipes()["teacher"], train_poems=500), corpus, vocab,
-                           progress=False)
+        poetry_model(context, "teacher", dataclasses.replace(tiny_recipes()["teacher"], train_poems=500), corpus, vocab,
+                     progress=False)
 
 
-def test_the_comparison_trains_every_role_and_measures_it(corpus, context):
+def test_the_comparison_trains_every_role_and_measures_it(corpus, context, model_cache):
     comparison = compare_poetry(context, corpus=corpus, recipes=tiny_recipes(), samples=40, latency_rounds=1,
                                 progress=False)
     rows = comparison.rows
+    assert all(model.trained for model in comparison.models.values())
+    again = compare_poetry(context, corpus=corpus, recipes=tiny_recipes(), samples=40, latency_rounds=1, progress=False)
+    assert not any(model.trained for model in again.models.values()), "a second run loads every model from the cache"
+    assert again.rows["sequence_kd"].extra == rows["sequence_kd"].extra
+    assert {role: row.test_perplexity for role, row in again.rows.items()} == pytest.approx(
+        {role: row.test_perplexity for role, row in rows.items()})
     assert list(rows) == list(POETRY_ROLES)
     teacher = rows["teacher"]
     assert teacher.test_perplexity < 3.0, "three line patterns: the next character is nearly always known"
