@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/qa_kd.py --readme-only      # rewrite the README table from the JSON
 
 Turns every MSRA sentence into three questions, one per entity type, and trains the span
-extractors of ``course_lib.cases.span_qa`` — the teacher, a student on the gold spans and a
+extractors of ``course_lib.cases.qa.compare`` — the teacher, a student on the gold spans and a
 student distilled from the teacher's start and end probabilities (span-level KD) — then scores
 them with ``compare_span_qa``: exact-match span F1 (overall, per type), precision, recall,
 parameters and CPU latency at batch 1, beside chapter 07's shipped BIO tagger answering the same
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from course_lib.cases.span_qa import SPAN_QA_ROLES, compare_span_qa, span_qa_recipe
+from course_lib.cases.qa.compare import SPAN_QA_ROLES, compare_span_qa, span_qa_recipe
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.data import load_msra

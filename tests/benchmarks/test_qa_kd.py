@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from course_lib.cases.span_qa import LI_2020, SPAN_QA_ROLES
+from course_lib.cases.qa.compare import LI_2020, SPAN_QA_ROLES
 from tests.benchmarks import load_benchmark, readme_only
 
 

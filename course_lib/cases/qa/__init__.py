@@ -1,0 +1,1 @@
+"""Question answering as span extraction over MSRA (chapter 09): questions, spans, and the teacher–student comparison."""

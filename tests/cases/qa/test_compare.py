@@ -1,0 +1,78 @@
+"""Tests for course_lib.cases.qa.compare: the recipes, the cached models and a tiny comparison beside a tagger."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from course_lib.cases.qa.compare import (
+    SPAN_QA_ROLES,
+    SpanQARecipe,
+    compare_span_qa,
+    span_qa_data,
+    span_qa_model,
+    span_qa_recipe,
+)
+from course_lib.data import NerCorpus
+from course_lib.nn.span import SpanExtractor
+from course_lib.nn.transformer import count_parameters
+from tests.cases.qa import synthetic_corpus, tiny_recipes
+
+
+@pytest.fixture(scope="module")
+def corpus() -> NerCorpus:
+    return synthetic_corpus()
+
+
+def test_course_recipes_keep_the_students_small_and_on_the_teachers_data():
+    for mode in ("fast", "full"):
+        recipes = {role: span_qa_recipe(role, mode) for role in SPAN_QA_ROLES}
+        assert len({(r.max_len, r.epochs, r.train_sentences) for r in recipes.values()}) == 1
+        assert [r.method for r in recipes.values()] == ["labels", "labels", "logits"]
+        sizes = {role: count_parameters(SpanExtractor(r.model_config(4000))) for role, r in recipes.items()}
+        assert sizes["scratch"] <= 0.25 * sizes["teacher"], sizes
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"method": "layers"}, "method must be one of"), ({"max_len": 20}, "no room for a passage"),
+    ({"max_span": 0}, "max_span must be a positive int"), ({"train_sentences": 0}, "train_sentences"),
+])
+def test_bad_recipes_say_what_is_wrong(fields, match):
+    with pytest.raises(ValueError, match=match):
+        SpanQARecipe(**fields)
+
+
+def test_the_comparison_trains_every_role_and_scores_the_tagger_on_the_same_passages(corpus, context, model_cache):
+    recipes = tiny_recipes()
+    comparison = compare_span_qa(context, corpus=corpus, recipes=recipes, test_sentences=None, latency_rounds=1,
+                                 progress=False)
+    rows = comparison.rows
+    assert list(rows) == [*SPAN_QA_ROLES, "reference_tagger"]
+    assert rows["teacher"].f1 > 0.8, "names from three short lists are easy to find"
+    assert rows["scratch"].parameters == rows["span_kd"].parameters < rows["teacher"].parameters
+    assert all(0 <= row.f1 <= 1 and row.latency_batch1_ms > 0 for row in rows.values())
+    assert set(rows["span_kd"].per_type_f1) == {"PER", "LOC", "ORG"} and len(rows["teacher"].dev_curve) == 6
+    payload = json.loads(json.dumps(comparison.to_dict()))
+    assert payload["counts"]["test"]["questions"] == 3 * len(corpus.test) and payload["li_2020"]["msra_f1"] == 0.9575
+    assert payload["examples"] and {"question", "passage", "gold", "teacher", "reference_tagger"} <= set(payload["examples"][0])
+    again = compare_span_qa(context, corpus=corpus, recipes=recipes, test_sentences=None, latency_rounds=1, progress=False)
+    assert not any(model.trained for model in again.models.values()), "the second call loads every model"
+    assert again.rows["span_kd"].f1 == rows["span_kd"].f1
+    with pytest.raises(ValueError, match="same max_len"):
+        compare_span_qa(context, corpus=corpus, recipes={**recipes, "scratch": dataclasses.replace(recipes["scratch"], max_len=48)},
+                        progress=False)
+
+
+def test_bad_inputs_raise_clear_errors(corpus, context, model_cache):
+    recipes = tiny_recipes()
+    data = span_qa_data(corpus, recipes["teacher"])
+    with pytest.raises(ValueError, match="needs the teacher"):
+        span_qa_model(context, "span_kd", recipes["span_kd"], data, progress=False)
+    with pytest.raises(ValueError, match="does not match the role"):
+        span_qa_model(context, "scratch", recipes["span_kd"], data, progress=False)
+    with pytest.raises(ValueError, match="role must be one of"):
+        span_qa_model(context, "oracle", recipes["teacher"], data, progress=False)
+    with pytest.raises(TypeError, match="CourseContext"):
+        compare_span_qa("fast", corpus=corpus, recipes=recipes)
