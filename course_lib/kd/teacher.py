@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from course_lib.files import atomic_path
+from course_lib.kd.losses import entropy_bits, softmax_with_temperature
 
 Batch = Mapping[str, Tensor] | Sequence[Tensor]
 
@@ -51,6 +52,33 @@ def model_logits(model: nn.Module, batch: Batch) -> Tensor:
     else:
         raise KeyError(f"the batch needs 'input_ids' (a token model) or 'inputs' (a classifier); it has {sorted(fields)}")
     return output.logits if hasattr(output, "logits") else output
+
+
+@torch.no_grad()
+def soft_target_profile(model: nn.Module, batches: Iterable[Batch], temperature: float) -> dict[str, float]:
+    """How much ``model``'s softened outputs say beyond its top answer, averaged over real positions (chapter 07).
+
+    ``beyond_top`` is the mean probability at ``temperature`` on every class but the most likely
+    one, ``entropy_bits`` the mean entropy of that distribution, ``positions`` how many were
+    averaged (a token model's padding is left out). A teacher whose soft targets are one-hot
+    (``beyond_top`` 0) passes on nothing that its top answer does not already say.
+    """
+    was_training = model.training
+    model.eval()
+    beyond, entropy, count = 0.0, 0.0, 0
+    for batch in batches:
+        fields = batch_fields(batch)
+        probabilities = softmax_with_temperature(model_logits(model, batch), temperature)
+        if "mask" in fields:
+            probabilities = probabilities[fields["mask"]]
+        rows = probabilities.reshape(-1, probabilities.shape[-1])
+        beyond += float((1 - rows.max(dim=-1).values).sum())
+        entropy += float(entropy_bits(rows).sum())
+        count += rows.shape[0]
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("batches held no position to average over")
+    return {"beyond_top": beyond / count, "entropy_bits": entropy / count, "positions": count}
 
 
 class TeacherLogitCache:

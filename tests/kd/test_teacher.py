@@ -1,14 +1,15 @@
-"""Tests for course_lib.kd.teacher: the frozen teacher and the logit cache keyed by dataset index."""
+"""Tests for course_lib.kd.teacher: the frozen teacher, the logit cache keyed by dataset index, the soft-target profile."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from course_lib.data import CharVocab, Sentence, bucketed_ner_loader, ner_loader
 from course_lib.kd.distiller import Distiller
-from course_lib.kd.teacher import TeacherLogitCache
+from course_lib.kd.teacher import TeacherLogitCache, soft_target_profile
 from tests.kd import classifier, tagger, toy_data
 
 
@@ -76,3 +77,33 @@ def test_a_saved_cache_is_found_again_only_under_its_own_key(tmp_path):
     assert TeacherLogitCache.load(tmp_path / "missing.pt", {"teacher": "abc"}) is None
     (tmp_path / "broken.pt").write_bytes(b"not a tensor file")
     assert TeacherLogitCache.load(tmp_path / "broken.pt", {"teacher": "abc"}) is None
+
+
+class FixedLogits(nn.Module):
+    """A token model whose logits are given: (batch, length, classes), whatever it reads."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits)
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits * self.scale
+
+
+def test_the_soft_target_profile_says_how_much_lies_beyond_the_top_class_on_real_positions_only():
+    sure, flat = torch.tensor([30.0, 0.0, 0.0, 0.0]), torch.zeros(4)
+    logits = torch.stack([torch.stack([sure, flat]), torch.stack([sure, sure])])  # (2 sentences, 2 positions, 4)
+    batch = {"input_ids": torch.ones(2, 2, dtype=torch.long), "mask": torch.tensor([[True, False], [True, True]])}
+    model = FixedLogits(logits).train()
+    profile = soft_target_profile(model, [batch], temperature=1.0)
+    assert profile["positions"] == 3 and profile["beyond_top"] == pytest.approx(0.0, abs=1e-9), "the flat row is padding"
+    assert profile["entropy_bits"] == pytest.approx(0.0, abs=1e-9) and model.training, "the model's mode is restored"
+    batch["mask"][0, 1] = True
+    profile = soft_target_profile(model, [batch], temperature=1.0)
+    assert profile["beyond_top"] == pytest.approx(0.75 / 4) and profile["entropy_bits"] == pytest.approx(2.0 / 4)
+    assert soft_target_profile(model, [batch], temperature=20.0)["beyond_top"] > profile["beyond_top"]
+    with pytest.raises(ValueError, match="no position"):
+        soft_target_profile(model, [], temperature=1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        soft_target_profile(model, [batch], temperature=0.0)

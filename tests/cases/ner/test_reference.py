@@ -24,8 +24,8 @@ from course_lib.train.artefact import (
     read_provenance,
 )
 
-TINY = dataclasses.replace(REFERENCE_RECIPE, d_model=16, lstm_hidden=16, bigram_buckets=256, bigram_dim=8, epochs=1,
-                           train_sentences=300, batch_size=32, threads=1)
+TINY = dataclasses.replace(REFERENCE_RECIPE, d_model=16, num_layers=1, d_ff=32, bigram_buckets=256, bigram_dim=8,
+                           epochs=1, train_sentences=300, batch_size=32, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_a_trained_teacher_is_shipped_with_its_recipe_data_and_scores_and_measur
     path = train_reference_teacher(small, TINY, folder=tmp_path, progress=False)
     provenance = read_provenance(ARTEFACT_NAME, tmp_path)
     assert path.is_file() and provenance["recipe"]["bigram_buckets"] == 256
-    assert provenance["architecture"] == "BiLSTMTagger" and len(provenance["metrics"]["dev_curve"]) == 1
+    assert provenance["architecture"] == "TokenTagger" and len(provenance["metrics"]["dev_curve"]) == 1
     assert 0 <= provenance["metrics"]["test_f1_argmax"] <= 1 and provenance["seconds"] > 0
     artefact = reference_teacher(tmp_path)
     again = remeasure(artefact, small)

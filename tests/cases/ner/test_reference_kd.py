@@ -22,7 +22,7 @@ from course_lib.cases.ner.reference_kd import (
 )
 from course_lib.data import NerCorpus, load_msra
 
-TINY_TEACHER = dataclasses.replace(REFERENCE_RECIPE, d_model=16, lstm_hidden=16, bigram_buckets=256, bigram_dim=8,
+TINY_TEACHER = dataclasses.replace(REFERENCE_RECIPE, d_model=16, num_layers=1, d_ff=32, bigram_buckets=256, bigram_dim=8,
                                    epochs=1, train_sentences=200, batch_size=32, threads=1)
 
 
