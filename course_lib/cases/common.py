@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from torch import nn
 
 from course_lib.context import check_mode
+from course_lib.data import CharVocab
+from course_lib.files import sha256_text
 from course_lib.train.fit import Trained
 from course_lib.train.latency import interleaved_latency
 
@@ -96,6 +100,24 @@ def teacher_then_students(table: _Roles, train: Callable[[str, Trained | None], 
     for name in names[1:]:
         trained[name] = train(name, trained[names[0]])
     return trained
+
+
+def model_dependencies(method: str, teacher: Trained | None, data_sha256: str, *, vocab: CharVocab,
+                       made_by: str) -> dict[str, Path | str]:
+    """What a case's cached model depends on besides its recipe: its data, its characters and, for a student, its teacher's checkpoint (chapter 09).
+
+    A student (``method`` other than "labels") needs ``teacher`` as ``made_by`` returns it: cached,
+    with its path, so that a retrained teacher retrains its students.
+    """
+    learns_from_teacher = method != "labels"
+    if learns_from_teacher and (teacher is None or teacher.path is None):
+        raise ValueError(f"method {method!r} learns from a teacher: pass the teacher's Trained, as {made_by} returns it "
+                         "(cached, with its path)")
+    depends_on: dict[str, Path | str] = {"data": data_sha256,
+                                         "vocab": sha256_text(json.dumps(vocab.tokens(), ensure_ascii=False))}
+    if learns_from_teacher:
+        depends_on["teacher"] = teacher.path
+    return depends_on
 
 
 def batch1_latency(models: Mapping[str, nn.Module], call: Callable[[nn.Module], Any], rounds: int,

@@ -26,7 +26,6 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,16 @@ from sklearn.metrics import f1_score
 from torch import Tensor, nn
 
 from course_lib import checks
-from course_lib.cases.common import Role, batch1_latency, case_recipes, role_recipe, roles, rounded, teacher_then_students
+from course_lib.cases.common import (
+    Role,
+    batch1_latency,
+    case_recipes,
+    model_dependencies,
+    role_recipe,
+    roles,
+    rounded,
+    teacher_then_students,
+)
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import INEWS_LABELS, CharVocab, NewsCorpus, NewsItem, load_inews
 from course_lib.files import sha256_text
@@ -265,14 +273,9 @@ def news_model(
     teacher's one pass over the training windows.
     """
     mode, device = context_mode_and_device(context)
-    if recipe.method != "labels" and (teacher is None or teacher.path is None):
-        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the teacher's Trained, as news_model "
-                         "returns it (cached, with its path)")
     items = _training_items(corpus, recipe)
-    depends_on: dict[str, Path | str] = {"data": _data_sha256(items, corpus.dev),
-                                         "vocab": sha256_text(json.dumps(vocab.tokens(), ensure_ascii=False))}
-    if recipe.method != "labels":
-        depends_on["teacher"] = teacher.path
+    depends_on = model_dependencies(recipe.method, teacher, _data_sha256(items, corpus.dev), vocab=vocab,
+                                    made_by="news_model")
 
     def build(_: Any) -> nn.Module:
         torch.manual_seed(recipe.seed)

@@ -29,7 +29,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,7 +36,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from course_lib import checks
-from course_lib.cases.common import Role, batch1_latency, case_recipes, role_recipe, roles, rounded, teacher_then_students
+from course_lib.cases.common import (
+    Role,
+    batch1_latency,
+    case_recipes,
+    model_dependencies,
+    role_recipe,
+    roles,
+    rounded,
+    teacher_then_students,
+)
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import CharVocab, is_regulated_pentasyllabic, lm_batch, load_tang_poems
 from course_lib.data.poetry import Poem, PoetryCorpus
@@ -200,14 +208,9 @@ def poetry_model(
     mode, device = context_mode_and_device(context)
     if recipe.train_poems is not None and recipe.train_poems > len(corpus.train):
         raise ValueError(f"recipe.train_poems={recipe.train_poems} exceeds the {len(corpus.train):,} training poems")
-    if recipe.method != "labels" and (teacher is None or teacher.path is None):
-        raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the teacher's Trained, as poetry_model "
-                         "returns it (cached, with its path)")
     poems = corpus.train[: recipe.train_poems]
-    depends_on: dict[str, Path | str] = {"data": _poems_sha256(poems, corpus.dev),
-                                         "vocab": sha256_text(json.dumps(vocab.tokens(), ensure_ascii=False))}
-    if recipe.method != "labels":
-        depends_on["teacher"] = teacher.path
+    depends_on = model_dependencies(recipe.method, teacher, _poems_sha256(poems, corpus.dev), vocab=vocab,
+                                    made_by="poetry_model")
 
     def build(_: Any) -> nn.Module:
         torch.manual_seed(recipe.seed)
