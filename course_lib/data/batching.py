@@ -12,7 +12,8 @@ and the batch order is shuffled.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -63,6 +64,39 @@ def bucketed_ner_loader(
     dataset = NerDataset(sentences, vocab, max_len=max_len)
     sampler = LengthBucketSampler([len(s) for s in sentences], batch_size, seed=seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_ner)
+
+
+class TransferBatches:
+    """Labelled batches and unlabelled ones, interleaved in a new seeded order every epoch (chapter 07).
+
+    Every epoch yields each batch of ``labelled`` and of ``unlabelled`` once. An unlabelled batch
+    loses its ``labels`` — a "transfer" loss then gives it the teacher's soft targets alone — and
+    gets ``index_offset`` added to its ``index``, so that one cache of the teacher's logits over
+    the labelled examples followed by the unlabelled ones finds every row.
+    """
+
+    def __init__(self, labelled: Iterable[Mapping[str, Tensor]], unlabelled: Iterable[Mapping[str, Tensor]],
+                 index_offset: int, seed: int = 0) -> None:
+        if index_offset < 0:
+            raise ValueError(f"index_offset must be >= 0, got {index_offset}")
+        self.labelled, self.unlabelled, self.index_offset = labelled, unlabelled, index_offset
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return len(self.labelled) + len(self.unlabelled)
+
+    def _unlabelled(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        moved = {name: value for name, value in batch.items() if name != "labels"}
+        moved["index"] = batch["index"] + self.index_offset
+        return moved
+
+    def __iter__(self) -> Iterator[Mapping[str, Tensor]]:
+        order = [False] * len(self.labelled) + [True] * len(self.unlabelled)
+        random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
+        self.epoch += 1
+        labelled, unlabelled = iter(self.labelled), iter(self.unlabelled)
+        for is_unlabelled in order:
+            yield self._unlabelled(next(unlabelled)) if is_unlabelled else next(labelled)
 
 
 def lm_batch(sequences: Sequence[Sequence[int]], bos_id: int, eos_id: int, pad_id: int = 0) -> dict[str, Tensor]:

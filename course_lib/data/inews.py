@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,28 @@ class NewsCorpus:
 
     def __repr__(self) -> str:
         return f"NewsCorpus(train={len(self.train):,}, dev={len(self.dev):,}, test={len(self.test):,} items)"
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？])|\n")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def news_sentences(items: list[NewsItem], *, min_chars: int = 8, max_chars: int = 100) -> list[str]:
+    """The sentences of the items' titles and bodies, unlabelled Chinese text for a transfer set (chapter 07).
+
+    Text is split after 。, ！ and ？ and at line ends (a title is a sentence), whitespace is
+    removed, and sentences of ``min_chars`` to ``max_chars`` characters are kept in reading order
+    (MSRA's sentences are at most 100).
+    """
+    if min_chars < 1 or max_chars < min_chars:
+        raise ValueError(f"need 1 <= min_chars <= max_chars, got min_chars={min_chars}, max_chars={max_chars}")
+    sentences = []
+    for item in items:
+        for piece in _SENTENCE_END.split(item.text):
+            sentence = _WHITESPACE.sub("", piece)
+            if min_chars <= len(sentence) <= max_chars:
+                sentences.append(sentence)
+    return sentences
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):

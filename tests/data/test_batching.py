@@ -1,10 +1,12 @@
-"""Tests for course_lib.data.batching: length-bucketed batches of MSRA sentences."""
+"""Tests for course_lib.data.batching: length-bucketed batches of MSRA sentences, and labelled batches mixed with unlabelled ones."""
 
 from __future__ import annotations
 
 import pytest
 
-from course_lib.data import CharVocab, LengthBucketSampler, Sentence, bucketed_ner_loader, ner_loader
+import torch
+
+from course_lib.data import CharVocab, LengthBucketSampler, Sentence, TransferBatches, bucketed_ner_loader, ner_loader
 
 
 def test_length_bucket_sampler_covers_every_sentence_once_per_epoch():
@@ -50,3 +52,21 @@ def test_bucketed_loader_pads_less_than_random_batches():
 def test_bucketed_loader_enforces_max_len():
     with pytest.raises(ValueError, match="longer than max_len=4"):
         bucketed_ner_loader(_sentences(20), CharVocab.build(_sentences(20)), batch_size=4, max_len=4)
+
+
+def test_transfer_batches_yield_every_batch_once_and_unlabelled_ones_without_labels_past_the_offset():
+    labelled = [Sentence(list("北京是首都"), ["B-LOC", "I-LOC", "O", "O", "O"])] * 6
+    unlabelled = [Sentence(list("上海很好"), ["O"] * 4)] * 4
+    vocab = CharVocab.build(labelled + unlabelled)
+    batches = TransferBatches(ner_loader(labelled, vocab, 2, shuffle=False), ner_loader(unlabelled, vocab, 2, shuffle=False),
+                              index_offset=6, seed=1)
+    first = list(batches)
+    assert len(batches) == len(first) == 5
+    indices = sorted(int(i) for batch in first for i in batch["index"])
+    assert indices == list(range(10)), "labelled rows keep 0..5, unlabelled ones follow from the offset"
+    assert all(("labels" in batch) == bool((batch["index"] < 6).all()) for batch in first)
+    rows = [{"labels": torch.zeros(1), "index": torch.tensor([row])} for row in range(3)]
+    orders = {tuple("labels" in batch for batch in TransferBatches(rows, rows, 3, seed=seed)) for seed in range(8)}
+    assert len(orders) > 1, "the order of labelled and unlabelled batches is drawn, not fixed"
+    with pytest.raises(ValueError, match="index_offset"):
+        TransferBatches([], [], index_offset=-1)

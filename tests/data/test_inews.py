@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from course_lib.data import INEWS_LABELS, DataError, NewsCorpus, NewsItem, cache_dir, load_inews
+from course_lib.data import INEWS_LABELS, DataError, NewsCorpus, NewsItem, cache_dir, load_inews, news_sentences
 from course_lib.data import cache, inews
 from course_lib.data.cache import write_with_checksum
 from course_lib.data.inews import _read_inews_pickle
@@ -153,3 +153,12 @@ def test_real_cached_inews():
     assert Counter(item.label for item in corpus.train) == {1: 2672, 2: 2105, 0: 578}
     assert corpus.test[0].title == "寂静之地torrent迅雷资源下载(中英双语字幕)高清版"
     assert all(isinstance(item.content, str) for item in corpus.train + corpus.dev + corpus.test)
+
+
+def test_news_sentences_split_at_sentence_ends_and_line_ends_and_keep_the_lengths_asked_for():
+    item = NewsItem("今年夏天的音乐节开幕", "第一句话在这里结束。短。 第 二 句\n也在这里结束吧？" + "长" * 120 + "。", 1)
+    assert news_sentences([item]) == ["今年夏天的音乐节开幕", "第一句话在这里结束。", "也在这里结束吧？"]
+    assert news_sentences([item], min_chars=3) == ["今年夏天的音乐节开幕", "第一句话在这里结束。", "第二句", "也在这里结束吧？"]
+    assert news_sentences([item], max_chars=200)[-1] == "长" * 120 + "。"
+    with pytest.raises(ValueError, match="min_chars"):
+        news_sentences([item], min_chars=0)

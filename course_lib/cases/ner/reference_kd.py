@@ -1,13 +1,16 @@
 """Students of the shipped reference teacher: labels alone against the teacher's soft targets, over seeds (chapter 07).
 
-Two Transformer students of one shape — one narrow block with relative positions, under a tenth
-of the teacher's parameters and several times faster — train on the same sentences for the same
-epochs:
+Three Transformer students of one shape — one narrow block with relative positions, under a tenth
+of the teacher's parameters and several times faster — train on the same labelled sentences for
+the same epochs:
 
 - ``scratch`` learns from the gold tags only;
 - ``logit_kd`` learns from the gold tags and the reference teacher's per-character soft targets
   (Hinton's loss of chapter 05). Logit distillation needs only that teacher and student tag the
-  same characters with the same labels: any tagger can teach any other.
+  same characters with the same labels: any tagger can teach any other;
+- ``transfer_kd`` learns as ``logit_kd`` does and, in batches of their own, from the teacher's
+  soft targets alone on unlabelled news sentences (:func:`transfer_texts`): text the teacher
+  never trained on, where its soft targets say more than on the sentences it has learned by heart.
 
 The teacher's logits for the training sentences are computed once and kept beside the model
 cache (:class:`~course_lib.kd.teacher.TeacherLogitCache`, keyed by the teacher's weights and
@@ -19,6 +22,7 @@ spread; :func:`reference_kd` reports mean, spread and the verdict those allow.
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,10 +41,12 @@ from course_lib.cases.ner.tagger import (
     lazy_msra,
     scoring_loader,
     training_sentences,
+    unlabelled_sentences,
 )
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
-from course_lib.data import CharVocab, NerCorpus, Sentence, ner_loader
+from course_lib.data import CharVocab, NerCorpus, Sentence, load_inews, ner_loader, news_sentences
 from course_lib.data.cache import cache_dir
+from course_lib.files import sha256_text
 from course_lib.kd.methods import setup_method
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.transformer import count_parameters
@@ -52,6 +58,7 @@ from course_lib.train.tagging import evaluate_tagger, tagger_loss
 REFERENCE_KD_ROLES = roles(
     Role("scratch", "student, labels only"),
     Role("logit_kd", "student, labels + the reference teacher's soft targets", "logits"),
+    Role("transfer_kd", "student, + soft targets alone on unlabelled news sentences", "transfer"),
 )
 REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.10, "speedup_batch1": 5.0}
 """The course's goals for the reference teacher and its distilled student (full mode; the verdict covers the seeds)."""
@@ -65,22 +72,46 @@ _STUDENT = {
 }
 
 
+_KD_NAMES = {"logit_kd": "logit KD", "transfer_kd": "logit KD + unlabelled sentences"}
+_TRANSFER_SENTENCES = {"fast": 6_000, "full": 48_000}
+"""How many unlabelled news sentences the ``transfer_kd`` student reads besides the labelled ones, by mode."""
+
+
 def reference_kd_recipe(role: str, mode: str, seed: int = 0) -> TaggerRecipe:
-    """The recipe of ``role`` (``scratch`` or ``logit_kd``) in ``mode`` with ``seed``: one shape and budget for both (chapter 07)."""
+    """The recipe of ``role`` (a name of :data:`REFERENCE_KD_ROLES`) in ``mode`` with ``seed``: one shape and budget for all (chapter 07)."""
     method = check_role(role, REFERENCE_KD_ROLES).method
     return TaggerRecipe(**_STUDENT[check_mode(mode)], positional="relative", dropout=0.1, warmup_fraction=0.05,
                         vocab_min_freq=2, threads=2, method=method, temperature=2.0, alpha=0.5, seed=seed)
 
 
-def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: int) -> TeacherLogitCache:
-    """The reference teacher's logits for ``sentences`` (by index), from disk or computed once and saved (chapter 07)."""
+def transfer_texts(mode: str) -> list[str]:
+    """The unlabelled sentences of ``mode``'s transfer set: the first ones of the news corpus's training items (chapter 07).
+
+    The news items (:func:`~course_lib.data.load_inews`) are Chinese news like MSRA's, from
+    other years and sources; their sentence labels are never used here.
+    """
+    count = _TRANSFER_SENTENCES[check_mode(mode)]
+    texts = news_sentences(load_inews().train)
+    if len(texts) < count:
+        raise ValueError(f"the news corpus gives {len(texts):,} sentences, fewer than the {count:,} asked for")
+    return texts[:count]
+
+
+def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: int,
+                   unlabelled: Sequence[str] = ()) -> TeacherLogitCache:
+    """The reference teacher's logits for ``sentences``, then ``unlabelled`` texts (by index), from disk or computed once and saved (chapter 07)."""
     key = {"teacher": artefact.provenance["weights_sha256"], "msra": TAGGER_KEY["msra"],
            "sentences": f"first {len(sentences)}", "max_len": str(max_len)}
-    path = cache_dir() / "models" / f"ner_reference_logits_{len(sentences)}.pt"
+    name = f"ner_reference_logits_{len(sentences)}"
+    if unlabelled:
+        key["unlabelled"] = sha256_text(json.dumps(list(unlabelled), ensure_ascii=False))
+        name += f"_transfer{len(unlabelled)}"
+    path = cache_dir() / "models" / f"{name}.pt"
     cached = TeacherLogitCache.load(path, key)
     if cached is not None:
         return cached
-    loader = ner_loader(sentences, artefact.vocab, batch_size=128, shuffle=False, max_len=max_len)
+    loader = ner_loader([*sentences, *unlabelled_sentences(unlabelled)], artefact.vocab, batch_size=128,
+                        shuffle=False, max_len=max_len)
     cache = TeacherLogitCache.build(artefact.model, loader)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache.save(path, key)
@@ -101,36 +132,42 @@ def reference_student(
     recipe = reference_kd_recipe(role, mode, seed)
     msra = lazy_msra(corpus)
 
+    unlabelled = transfer_texts(mode) if recipe.method == "transfer" else []
+
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         sentences = training_sentences(msra(), recipe)
-        cache = teacher_logits(artefact, sentences, recipe.max_len) if recipe.method == "logits" else None
+        cache = teacher_logits(artefact, sentences, recipe.max_len, unlabelled) if recipe.method != "labels" else None
         setup = setup_method(recipe, student=model, teacher=artefact.model, task_loss=tagger_loss, cache=cache)
-        return fit_tagger(model, recipe, sentences, msra().dev, vocab, loss_fn=setup.loss_fn, device=device,
-                          progress=progress, desc=f"{role}, seed {seed}")
+        return fit_tagger(model, recipe, sentences, msra().dev, vocab, loss_fn=setup.loss_fn, unlabelled=unlabelled,
+                          device=device, progress=progress, desc=f"{role}, seed {seed}")
 
+    depends_on = {**TAGGER_KEY, "teacher": artefact.path}
+    if unlabelled:
+        depends_on["unlabelled"] = sha256_text(json.dumps(unlabelled, ensure_ascii=False))
     return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe,
                          build=lambda vocab: build_tagger(recipe, len(vocab)), train=train,
-                         vocab=lambda: artefact.vocab, depends_on={**TAGGER_KEY, "teacher": artefact.path},
-                         device=device)
+                         vocab=lambda: artefact.vocab, depends_on=depends_on, device=device)
 
 
-def verdict(kd: list[float], scratch: list[float]) -> str:
-    """What the F1s of the two students allow one to say, in points of F1 (chapter 07).
+def verdict(kd: list[float], scratch: list[float], name: str = "logit KD") -> str:
+    """What the F1s of a distilled student (``name``) and the labels-only one allow one to say, in points of F1 (chapter 07).
 
     :func:`~course_lib.cases.common.seed_verdict`: "beats" only beyond twice the seed spread.
     """
-    return seed_verdict(kd, scratch, names=("logit KD", "labels only"), unit="points", scale=100)
+    return seed_verdict(kd, scratch, names=(name, "labels only"), unit="points", scale=100)
 
 
 def goal_checks(table: dict[str, Any]) -> list[GoalCheck]:
-    """The reference teacher and its logit-KD student against :data:`REFERENCE_GOALS` (chapter 07)."""
-    teacher, student = table["teacher"], table["students"]["logit_kd"]
+    """The reference teacher and its best distilled student (by mean F1) against :data:`REFERENCE_GOALS` (chapter 07)."""
+    distilled = {role: row for role, row in table["students"].items() if role != "scratch"}
+    best = max(distilled, key=lambda role: distilled[role]["mean_f1"])
+    teacher, student = table["teacher"], distilled[best]
     measured = {"teacher_f1": teacher["test_f1"], "retention": student["retention"] or 0.0,
                 "parameter_ratio": student["size_ratio"],
                 "speedup_batch1": teacher["latency_batch1_ms"] / student["latency_batch1_ms"]}
-    names = {"teacher_f1": "reference teacher's test F1", "retention": "logit-KD student: share of the teacher's F1",
-             "parameter_ratio": "logit-KD student: parameters / teacher's",
-             "speedup_batch1": "logit-KD student: CPU speed-up at batch 1"}
+    who = f"best distilled student ({_KD_NAMES[best]})"
+    names = {"teacher_f1": "reference teacher's test F1", "retention": f"{who}: share of the teacher's F1",
+             "parameter_ratio": f"{who}: parameters / teacher's", "speedup_batch1": f"{who}: CPU speed-up at batch 1"}
     return [GoalCheck(goal=names[key], target=target, measured=round(measured[key], 4),
                       met=measured[key] <= target if key == "parameter_ratio" else measured[key] >= target)
             for key, target in REFERENCE_GOALS.items()]
@@ -154,9 +191,11 @@ def reference_kd(
     latency_rounds: int = 30,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train (or load) both students for every seed, score them on the test split beside the teacher (chapter 07).
+    """Train (or load) every student for every seed, score them on the test split beside the teacher (chapter 07).
 
-    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str, "goals": [...]}``;
+    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str, "verdicts": {role: str},
+    "goals": [...]}``: ``verdict`` is logit KD's against labels only, ``verdicts`` every distilled
+    student's;
     every F1 is entity-level with Viterbi decoding; ``retention`` is a student's mean F1 over
     the teacher's (None for a teacher that finds no entity); latencies are CPU milliseconds per
     sentence on one thread (:func:`~course_lib.cases.ner.compare.cpu_latencies`, the first seed's
@@ -194,6 +233,9 @@ def reference_kd(
                          "latency_batch32_ms": round(latency["teacher"][1], 3),
                          "train_seconds": artefact.provenance["seconds"], "device": artefact.provenance["device"]},
              "students": students, "seeds": list(seeds),
-             "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"])}
+             "transfer_sentences": _TRANSFER_SENTENCES[check_mode(context.mode)],
+             "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"]),
+             "verdicts": {role: verdict(students[role]["test_f1"], students["scratch"]["test_f1"], _KD_NAMES[role])
+                          for role in _KD_NAMES}}
     table["goals"] = [dataclasses.asdict(check) for check in goal_checks(table)]
     return table

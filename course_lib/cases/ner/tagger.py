@@ -21,7 +21,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from course_lib import checks
-from course_lib.data import LABELS, CharVocab, NerCorpus, Sentence, bucketed_ner_loader, load_msra, ner_loader
+from course_lib.data import (
+    LABELS,
+    CharVocab,
+    NerCorpus,
+    Sentence,
+    TransferBatches,
+    bucketed_ner_loader,
+    load_msra,
+    ner_loader,
+)
 from course_lib.data.msra import MSRA_SOURCE
 from course_lib.kd.methods import DistillRecipe
 from course_lib.nn.positional import POSITIONAL_KINDS
@@ -106,6 +115,16 @@ def tagger_vocab(corpus: NerCorpus, recipe: TaggerRecipe) -> CharVocab:
     return CharVocab.build(training_sentences(corpus, recipe), min_freq=recipe.vocab_min_freq)
 
 
+def unlabelled_sentences(texts: Sequence[str]) -> list[Sentence]:
+    """``texts`` as sentences for a loader of characters only: their tags are placeholders, never labels (chapter 07).
+
+    :func:`fit_tagger` drops the labels of every batch built from them.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of sentences (str), not one str")
+    return [Sentence(list(text), ["O"] * len(text)) for text in texts]
+
+
 def scoring_loader(sentences: Sequence[Sentence], vocab: CharVocab, max_len: int | None = None) -> DataLoader:
     """Batches of 128 sentences in order of length, for scoring: entity F1 does not depend on the order (chapter 04).
 
@@ -124,6 +143,7 @@ def fit_tagger(
     loss_fn: LossFn = tagger_loss,
     param_groups: list[dict[str, Any]] | None = None,
     extra_parameters: Iterable[nn.Parameter] = (),
+    unlabelled: Sequence[str] = (),
     device: torch.device | str = "cpu",
     progress: bool = True,
     desc: str = "tagger",
@@ -133,6 +153,9 @@ def fit_tagger(
     ``metrics`` holds ``dev_f1`` (the best) and ``dev_curve`` (after each epoch). ``param_groups``
     and ``extra_parameters`` go to the optimiser (:func:`course_lib.train.fit.build_optimizer`).
     The caller seeds ``torch`` before building the model; the batches are shuffled with ``recipe.seed``.
+    ``unlabelled`` texts (a transfer set, chapter 07) come as batches of their own, without labels,
+    between the labelled ones (:class:`~course_lib.data.TransferBatches`); their dataset indices
+    follow the training sentences'.
     """
     if not isinstance(vocab, CharVocab):
         raise TypeError(f"vocab must be a CharVocab, got {type(vocab).__name__}")
@@ -140,6 +163,11 @@ def fit_tagger(
         raise ValueError(f"need training and dev sentences, got {len(train_sentences)} and {len(dev_sentences)}")
     train_loader = bucketed_ner_loader(train_sentences, vocab, recipe.batch_size, seed=recipe.seed,
                                        max_len=recipe.max_len)
+    if unlabelled:
+        train_loader = TransferBatches(train_loader, bucketed_ner_loader(unlabelled_sentences(unlabelled), vocab,
+                                                                         recipe.batch_size, seed=recipe.seed,
+                                                                         max_len=recipe.max_len),
+                                       index_offset=len(train_sentences), seed=recipe.seed)
     dev_loader = scoring_loader(dev_sentences, vocab, recipe.max_len)
     trained = fit(model, train_loader, recipe, loss_fn=loss_fn, dev_loader=dev_loader, evaluate_fn=evaluate_tagger,
                   monitor="f1", param_groups=param_groups, extra_parameters=extra_parameters, device=device,
