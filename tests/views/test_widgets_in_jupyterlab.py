@@ -55,6 +55,13 @@ PROMPTS_DONE = """() => {
     const idle = !indicator || indicator.getAttribute('data-status') === 'idle';
     return prompts.length > 0 && idle && prompts.every(text => /^\\[\\d+\\]:$/.test(text));
 }"""
+STOPPED_SHORT = """() => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
+        .map(p => p.textContent.trim());
+    const indicator = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
+    const idle = !indicator || indicator.getAttribute('data-status') === 'idle';
+    return idle && prompts.some(text => text === '[ ]:') && !prompts.some(text => text === '[*]:');
+}"""
 
 
 def _free_port() -> int:
@@ -146,22 +153,43 @@ class _Page:
         self.page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator"
                                     "[data-status='idle']", state="attached", timeout=60_000)
 
-    def run_all(self, timeout_s: float) -> None:
-        """Run All Cells from the Run menu and wait for every code cell's execution count."""
+    def _start_run_all(self) -> None:
         for _ in range(3):  # a click that lands while the page is still settling is lost: try again
             self.accept_dialog()
             self.page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             self.page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             try:
                 self.page.wait_for_function(RUN_STARTED, timeout=15_000)
-                break
+                return
             except Exception:
                 self.page.keyboard.press("Escape")
-        else:
-            raise AssertionError("Run > Run All Cells did not start the notebook")
-        # The status bar may say Idle while a cell with progress bars still runs: wait on the prompts.
+        raise AssertionError("Run > Run All Cells did not start the notebook")
+
+    def _stopped_short(self) -> bool:
+        """The kernel idle with cells never run, and still so a few seconds later: a Run All that ran only some cells."""
+        if not self.page.evaluate(STOPPED_SHORT):
+            return False
+        time.sleep(5)
+        return bool(self.page.evaluate(STOPPED_SHORT))
+
+    def run_all(self, timeout_s: float) -> None:
+        """Run All Cells from the Run menu and wait for every code cell's execution count.
+
+        A Run All that lands while the notebook is still settling can run the first cell alone and
+        leave the others unqueued; it is given once more. The status bar may say Idle while a cell
+        with progress bars still runs, so the wait is on the prompts.
+        """
+        self._start_run_all()
+        deadline = time.monotonic() + timeout_s
         try:
-            self.page.wait_for_function(PROMPTS_DONE, timeout=timeout_s * 1000)
+            for attempt in range(2):
+                self.page.wait_for_function(f"() => ({PROMPTS_DONE})() || ({STOPPED_SHORT})()",
+                                            timeout=max(1.0, deadline - time.monotonic()) * 1000)
+                if self.page.evaluate(PROMPTS_DONE):
+                    return
+                if attempt == 0 and self._stopped_short():
+                    self._start_run_all()
+            self.page.wait_for_function(PROMPTS_DONE, timeout=max(1.0, deadline - time.monotonic()) * 1000)
         except Exception:
             prompts = self.page.locator(f"{NOTEBOOK} .jp-CodeCell .jp-InputPrompt").all_inner_texts()
             errors = self.page.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()

@@ -61,7 +61,7 @@ REFERENCE_KD_ROLES = roles(
     Role("transfer_kd", "student, + soft targets alone on unlabelled news sentences", "transfer"),
 )
 REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.10, "speedup_batch1": 5.0}
-"""The course's goals for the reference teacher and its distilled student (full mode; the verdict covers the seeds)."""
+"""The course's goals for the reference teacher and its best distilled student (full mode; the verdicts cover the seeds)."""
 # One block: under a tenth of the teacher's parameters and about a sixth of its batch-1 latency on a CPU.
 # Fast mode gives each student about 20 s on a 2-core CPU; at that budget a high learning rate matters most.
 _STUDENT = {
