@@ -12,8 +12,9 @@ student can also imitate what happens *inside* the teacher:
   :class:`~course_lib.kd.losses.HiddenStateLoss`) and an attention-map term for every mapped pair
   of blocks; padding is left out of all three;
 - :func:`init_from_teacher` copies teacher weights into the student wherever the shapes allow
-  (DistilBERT initialises its student from every other teacher layer) and reports what it could
-  not copy, and why.
+  (DistilBERT initialises its student from every other teacher layer), gives a narrower student
+  the teacher's token embeddings reduced to its width (:func:`reduced_embeddings`), and reports
+  what it could not copy, and why.
 """
 
 from __future__ import annotations
@@ -98,13 +99,14 @@ class _InitReport:
     """What :func:`init_from_teacher` did: the student tensors copied and those skipped, with the reason."""
 
     copied: list[str] = field(default_factory=list)
+    reduced: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def copied_fraction(self) -> float:
-        """Share of the student's tensors that now hold teacher weights."""
-        total = len(self.copied) + len(self.skipped)
-        return len(self.copied) / total if total else 0.0
+        """Share of the student's tensors that now hold teacher weights, copied or reduced."""
+        total = len(self.copied) + len(self.reduced) + len(self.skipped)
+        return (len(self.copied) + len(self.reduced)) / total if total else 0.0
 
 
 def _block_source(name: str, block_map: dict[int, int]) -> str | None:
@@ -118,13 +120,35 @@ def _block_source(name: str, block_map: dict[int, int]) -> str | None:
     return name
 
 
+_TOKEN_EMBEDDINGS = "encoder.embed.weight"
+
+
+@torch.no_grad()
+def reduced_embeddings(teacher_table: Tensor, width: int, rms: float) -> Tensor:
+    """The rows of ``teacher_table`` (vocabulary, teacher width) along its ``width`` leading singular directions (chapter 07).
+
+    A token's new vector holds its coordinates along the top right-singular vectors of the
+    table: of all ``width``-dimensional linear views of the teacher's vectors, the one that keeps
+    the most of them (Eckart–Young). The result is rescaled to root-mean-square ``rms`` (the
+    student's own initial scale).
+    """
+    if teacher_table.dim() != 2 or not 0 < width <= teacher_table.shape[1]:
+        raise ValueError(f"need a 2-D table at least {width} wide, got shape {tuple(teacher_table.shape)}")
+    table = teacher_table.float()
+    _, _, directions = torch.linalg.svd(table, full_matrices=False)
+    reduced = table @ directions[:width].T
+    return reduced * (checks.positive_number("rms", rms) / reduced.pow(2).mean().sqrt().clamp(min=1e-12))
+
+
 @torch.no_grad()
 def init_from_teacher(student: TokenTagger, teacher: TokenTagger, layer_map: LayerMap) -> _InitReport:
     """Copy teacher weights into ``student`` wherever the shapes match (DistilBERT's initialisation) (chapter 07).
 
     Student block ``s`` takes the weights of teacher block ``t`` for every block pair of
     ``layer_map``; embeddings, the final LayerNorm and the classifier are copied by name. A
-    tensor whose shape differs (a narrower student) is left as initialised and reported.
+    narrower student over the same vocabulary gets the teacher's token embeddings reduced to its
+    width (:func:`reduced_embeddings`); any other tensor whose shape differs is left as
+    initialised and reported.
     """
     for name, model in (("teacher", teacher), ("student", student)):
         if not isinstance(model, TokenTagger):
@@ -139,6 +163,11 @@ def init_from_teacher(student: TokenTagger, teacher: TokenTagger, layer_map: Lay
             report.skipped[name] = "its block has no teacher block in the layer map"
         elif source not in teacher_state:
             report.skipped[name] = f"the teacher has no tensor {source}"
+        elif name == _TOKEN_EMBEDDINGS and teacher_state[source].shape[0] == tensor.shape[0] \
+                and teacher_state[source].shape[1] > tensor.shape[1]:
+            rms = float(tensor.float().pow(2).mean().sqrt())
+            tensor.copy_(reduced_embeddings(teacher_state[source], tensor.shape[1], rms))
+            report.reduced.append(name)
         elif teacher_state[source].shape != tensor.shape:
             report.skipped[name] = (
                 f"shape {tuple(tensor.shape)} differs from the teacher's {source} {tuple(teacher_state[source].shape)}"

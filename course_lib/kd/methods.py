@@ -11,7 +11,8 @@ optimiser needs. The names:
                     (word-level distillation, Kim & Rush 2016, for a language model)
 ``layers``          ``logits`` plus TinyBERT's hidden-state and attention-map terms along a
                     uniform layer map
-``teacher_init``    DistilBERT's start: teacher blocks copied into the student, then ``logits``
+``teacher_init``    DistilBERT's start: teacher blocks copied into the student (token embeddings
+                    reduced to a narrower student's width), then ``logits``
 ``cascade``         the source document's design: a head trained on the frozen teacher's states
 ``transfer``        ``logits`` on labelled batches, the soft targets alone on unlabelled ones
 ``sequence_kd``     the case's own loss on text the teacher wrote (Kim & Rush 2016)
@@ -122,10 +123,12 @@ def _layers(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, **
 
 
 @_register_method("teacher_init")
-def _teacher_init(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, **_: Any) -> _MethodSetup:
+def _teacher_init(recipe: DistillRecipe, *, student: nn.Module, teacher: nn.Module, cache: TeacherLogitCache | None,
+                  **_: Any) -> _MethodSetup:
     report = init_from_teacher(student, teacher, LayerMap.uniform(student.config.num_layers, teacher.config.num_layers))
-    return _MethodSetup(Distiller(teacher, recipe.temperature, recipe.alpha),
-                       facts={"copied_tensors": len(report.copied), "skipped_tensors": len(report.skipped)})
+    return _MethodSetup(Distiller(teacher, recipe.temperature, recipe.alpha, cache=cache),
+                       facts={"copied_tensors": len(report.copied), "reduced_tensors": len(report.reduced),
+                              "skipped_tensors": len(report.skipped)})
 
 
 @_register_method("cascade")

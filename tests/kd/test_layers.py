@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib.kd.distiller import IntermediateDistiller
-from course_lib.kd.layers import LayerMap, init_from_teacher
+from course_lib.kd.layers import LayerMap, init_from_teacher, reduced_embeddings
 from tests.kd import tagger
 
 
@@ -53,8 +53,30 @@ def test_init_from_teacher_reports_what_a_narrower_student_cannot_take():
     before = {name: value.clone() for name, value in student.state_dict().items()}
     report = init_from_teacher(student, teacher, LayerMap.uniform(2, 4))
     assert report.copied == ["classifier.bias"], "only the label-sized bias fits a narrower student"
-    assert "differs from the teacher's" in report.skipped["encoder.embed.weight"]
+    assert report.reduced == ["encoder.embed.weight"], "the token embeddings are reduced to the student's width"
+    assert "differs from the teacher's" in report.skipped["encoder.blocks.0.feed_forward.fc1.weight"]
     assert all(torch.equal(before[name], value) for name, value in student.state_dict().items() if name in report.skipped)
+    initial_rms = float(before["encoder.embed.weight"].pow(2).mean().sqrt())
+    expected = reduced_embeddings(teacher.encoder.embed.weight, 32, initial_rms)
+    torch.testing.assert_close(student.encoder.embed.weight, expected)
     partial = init_from_teacher(tagger(3, seed=2), tagger(4), LayerMap(((1, 2), (2, 4))))
     assert "no teacher block" in partial.skipped["encoder.blocks.2.feed_forward.fc1.weight"]
     assert 0 < partial.copied_fraction < 1
+
+
+def test_reduced_embeddings_keep_the_geometry_of_a_table_no_wider_than_the_student_and_the_students_scale():
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randn(50, 6, generator=generator) @ torch.randn(6, 40, generator=generator)  # rank 6 in 40 columns
+    reduced = reduced_embeddings(table, 8, rms=0.125)
+    assert reduced.shape == (50, 8)
+    assert float(reduced.pow(2).mean().sqrt()) == pytest.approx(0.125, rel=1e-4)
+    ratio = torch.cdist(reduced, reduced) / torch.cdist(table, table).clamp(min=1e-6)
+    off_diagonal = ratio[~torch.eye(50, dtype=torch.bool)]
+    assert float(off_diagonal.max() - off_diagonal.min()) < 1e-3, "every distance shrinks by the same factor"
+
+
+def test_reduced_embeddings_reject_a_student_wider_than_the_teacher():
+    with pytest.raises(ValueError, match="at least 16 wide"):
+        reduced_embeddings(torch.randn(10, 8), 16, rms=1.0)
+    with pytest.raises(ValueError, match="rms"):
+        reduced_embeddings(torch.randn(10, 8), 4, rms=0.0)

@@ -29,6 +29,7 @@ def test_every_method_of_the_course_is_registered_once():
 
 
 def test_each_method_builds_its_loss_and_what_the_optimiser_needs():
+    sentinel_cache = object()
     teacher = tagger(16, 2, 0)
     student = tagger(8, 1, 1)
     labels = setup_method(DistillRecipe(), student=student, teacher=None, task_loss=task_loss)
@@ -43,6 +44,11 @@ def test_each_method_builds_its_loss_and_what_the_optimiser_needs():
     init = setup_method(DistillRecipe(method="teacher_init"), student=half, teacher=teacher, task_loss=task_loss)
     assert init.facts["copied_tensors"] > 0 and init.facts["skipped_tensors"] == 0
     assert torch.equal(half.encoder.blocks[0].feed_forward.fc1.weight, teacher.encoder.blocks[1].feed_forward.fc1.weight), "block 1 <- block 2"
+    narrow = setup_method(DistillRecipe(method="teacher_init"), student=tagger(8, 1, 3), teacher=teacher,
+                          task_loss=task_loss, cache=sentinel_cache)
+    assert narrow.facts["reduced_tensors"] == 1, "a narrower student: its embeddings are reduced"
+    assert narrow.facts["skipped_tensors"] > 0
+    assert narrow.loss_fn.cache is sentinel_cache, "the teacher's cached logits are used, not a forward pass a step"
     cascade = CascadeTagger(teacher, d_model=8, num_heads=2)
     setup = setup_method(DistillRecipe(method="cascade"), student=cascade, teacher=teacher, task_loss=task_loss)
     assert setup.loss_fn is cascade_loss and setup.param_groups[0]["params"] == cascade.trainable_parameters()

@@ -1,6 +1,6 @@
-"""Students of the shipped reference teacher: labels alone against the teacher's soft targets, over seeds (chapter 07).
+"""Students of the shipped reference teacher: labels alone against what the teacher can give, over seeds (chapter 07).
 
-Three Transformer students of one shape — one narrow block with relative positions, under a tenth
+Four Transformer students of one shape — one narrow block with relative positions, under a tenth
 of the teacher's parameters and several times faster — train on the same labelled sentences for
 the same epochs:
 
@@ -10,13 +10,18 @@ the same epochs:
   same characters with the same labels: any tagger can teach any other;
 - ``transfer_kd`` learns as ``logit_kd`` does and, in batches of their own, from the teacher's
   soft targets alone on unlabelled news sentences (:func:`transfer_texts`): text the teacher
-  never trained on, where its soft targets say more than on the sentences it has learned by heart.
+  never trained on, where its soft targets say more than on the sentences it has learned by heart;
+- ``teacher_init`` starts from the teacher's character embeddings, reduced to the student's
+  width along their leading singular directions (:func:`~course_lib.kd.layers.reduced_embeddings`),
+  and then learns as ``logit_kd`` does: DistilBERT's recipe for a student narrower than its
+  teacher. Most of a small tagger's parameters are its embedding table, and the teacher's was
+  trained on every sentence for many epochs.
 
 The teacher's logits for the training sentences are computed once and kept beside the model
 cache (:class:`~course_lib.kd.teacher.TeacherLogitCache`, keyed by the teacher's weights and
 the sentences), so a student's epoch costs what the scratch student's costs. Each student is
 trained with several seeds when the gap it is asked about may be smaller than the seed-to-seed
-spread; :func:`reference_kd` reports mean, spread and the verdict those allow.
+spread (:func:`chapter_seeds`); :func:`reference_kd` reports mean, spread and the verdict those allow.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +64,26 @@ REFERENCE_KD_ROLES = roles(
     Role("scratch", "student, labels only"),
     Role("logit_kd", "student, labels + the reference teacher's soft targets", "logits"),
     Role("transfer_kd", "student, + soft targets alone on unlabelled news sentences", "transfer"),
+    Role("teacher_init", "student, teacher's embeddings (reduced) + soft targets", "teacher_init"),
 )
 REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.10, "speedup_batch1": 5.0}
 """The course's goals for the reference teacher and its best distilled student (full mode; the verdicts cover the seeds)."""
+FAST_GOAL_F1 = 0.60
+"""Fast mode's goal for the best distilled student's mean test F1 (:func:`fast_goal_checks`)."""
 # One block: under a tenth of the teacher's parameters and about a sixth of its batch-1 latency on a CPU.
 # Fast mode gives each student about 20 s on a 2-core CPU; at that budget a high learning rate matters most.
 _STUDENT = {
-    "fast": dict(d_model=64, num_heads=4, num_layers=1, d_ff=120, train_sentences=12_000, epochs=2, batch_size=32,
+    "fast": dict(d_model=64, num_heads=4, num_layers=1, d_ff=120, train_sentences=16_000, epochs=2, batch_size=32,
                  lr=1e-2),
     "full": dict(d_model=64, num_heads=4, num_layers=1, d_ff=120, train_sentences=None, epochs=6, batch_size=64,
                  lr=3e-3),
 }
 
 
-_KD_NAMES = {"logit_kd": "logit KD", "transfer_kd": "logit KD + unlabelled sentences"}
+_KD_NAMES = {"logit_kd": "logit KD", "transfer_kd": "logit KD + unlabelled sentences",
+             "teacher_init": "teacher-initialised + logit KD"}
+_SEEDS = {"fast": {"scratch": (0, 1, 2), "logit_kd": (0,), "transfer_kd": (0,), "teacher_init": (0, 1, 2)},
+          "full": {role: (0, 1, 2) for role in REFERENCE_KD_ROLES}}
 _TRANSFER_SENTENCES = {"fast": 6_000, "full": 48_000}
 """How many unlabelled news sentences the ``transfer_kd`` student reads besides the labelled ones, by mode."""
 
@@ -82,6 +93,15 @@ def reference_kd_recipe(role: str, mode: str, seed: int = 0) -> TaggerRecipe:
     method = check_role(role, REFERENCE_KD_ROLES).method
     return TaggerRecipe(**_STUDENT[check_mode(mode)], positional="relative", dropout=0.1, warmup_fraction=0.05,
                         vocab_min_freq=2, threads=2, method=method, temperature=2.0, alpha=0.5, seed=seed)
+
+
+def chapter_seeds(mode: str) -> dict[str, tuple[int, ...]]:
+    """The seeds each student trains with in ``mode``: three for every student in full mode (chapter 07).
+
+    Fast mode keeps its budget by giving three seeds only to the labels-only student and the
+    best distilled one, the pair whose gap the chapter states; the other two train once.
+    """
+    return dict(_SEEDS[check_mode(mode)])
 
 
 def transfer_texts(mode: str) -> list[str]:
@@ -157,11 +177,53 @@ def verdict(kd: list[float], scratch: list[float], name: str = "logit KD") -> st
     return seed_verdict(kd, scratch, names=(name, "labels only"), unit="points", scale=100)
 
 
+def _seeds_by_role(seeds: Sequence[int] | Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
+    """Every role's seeds, checked: at least one each, none repeated, a mapping naming every role."""
+    if isinstance(seeds, Mapping):
+        missing = [role for role in REFERENCE_KD_ROLES if role not in seeds]
+        unknown = [role for role in seeds if role not in REFERENCE_KD_ROLES]
+        if missing or unknown:
+            raise ValueError(f"seeds must name every student role {list(REFERENCE_KD_ROLES)}; "
+                             f"missing {missing}, unknown {unknown}")
+        by_role = {role: tuple(seeds[role]) for role in REFERENCE_KD_ROLES}
+    else:
+        by_role = {role: tuple(seeds) for role in REFERENCE_KD_ROLES}
+    for role, role_seeds in by_role.items():
+        if not role_seeds or len(set(role_seeds)) != len(role_seeds):
+            raise ValueError(f"seeds must be distinct seeds, at least one, got {role_seeds!r} for {role!r}")
+    return by_role
+
+
+def best_distilled(table: dict[str, Any]) -> str:
+    """The role of the distilled student with the highest mean F1 in a :func:`reference_kd` table (chapter 07)."""
+    distilled = {role: row for role, row in table["students"].items() if role != "scratch"}
+    return max(distilled, key=lambda role: distilled[role]["mean_f1"])
+
+
+def fast_goal_checks(table: dict[str, Any]) -> list[GoalCheck]:
+    """Fast mode's goals for the best distilled student of a :func:`reference_kd` table (chapter 07).
+
+    Its mean F1 reaches :data:`FAST_GOAL_F1`, and its gap over the labels-only student, in units
+    of twice the larger seed spread of the two (the verdict's yardstick), is above 1.
+    """
+    best = best_distilled(table)
+    student, scratch = table["students"][best], table["students"]["scratch"]
+    if min(len(student["test_f1"]), len(scratch["test_f1"])) < 2:
+        raise ValueError(f"the gap can be judged only with two seeds or more of both students; {best!r} has "
+                         f"{len(student['test_f1'])}, 'scratch' {len(scratch['test_f1'])} (see chapter_seeds)")
+    noise = max(2 * max(student["std_f1"], scratch["std_f1"]), 1e-4)  # a spread rounded to 0 counts as 0.01 points
+    gap = student["mean_f1"] - scratch["mean_f1"]
+    who = f"best distilled student ({_KD_NAMES[best]})"
+    return [GoalCheck(goal=f"{who}: mean test F1", target=FAST_GOAL_F1, measured=round(student["mean_f1"], 4),
+                      met=student["mean_f1"] >= FAST_GOAL_F1),
+            GoalCheck(goal=f"{who}: gap over labels only / twice the seed spread", target=1.0,
+                      measured=round(gap / noise, 2), met=gap > noise)]
+
+
 def goal_checks(table: dict[str, Any]) -> list[GoalCheck]:
     """The reference teacher and its best distilled student (by mean F1) against :data:`REFERENCE_GOALS` (chapter 07)."""
-    distilled = {role: row for role, row in table["students"].items() if role != "scratch"}
-    best = max(distilled, key=lambda role: distilled[role]["mean_f1"])
-    teacher, student = table["teacher"], distilled[best]
+    best = best_distilled(table)
+    teacher, student = table["teacher"], table["students"][best]
     measured = {"teacher_f1": teacher["test_f1"], "retention": student["retention"] or 0.0,
                 "parameter_ratio": student["size_ratio"],
                 "speedup_batch1": teacher["latency_batch1_ms"] / student["latency_batch1_ms"]}
@@ -185,13 +247,15 @@ def _describe(artefact: Artefact) -> str:
 def reference_kd(
     context: CourseContext,
     *,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] | Mapping[str, Sequence[int]] = (0,),
     corpus: NerCorpus | None = None,
     folder: Path | None = None,
     latency_rounds: int = 30,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train (or load) every student for every seed, score them on the test split beside the teacher (chapter 07).
+    """Train (or load) every student for each of its seeds, score them on the test split beside the teacher (chapter 07).
+
+    ``seeds`` is one sequence for every student, or a sequence per role (:func:`chapter_seeds`).
 
     Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str, "verdicts": {role: str},
     "goals": [...]}``: ``verdict`` is logit KD's against labels only, ``verdicts`` every distilled
@@ -201,8 +265,7 @@ def reference_kd(
     sentence on one thread (:func:`~course_lib.cases.ner.compare.cpu_latencies`, the first seed's
     student).
     """
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct seeds, at least one, got {seeds!r}")
+    by_role = _seeds_by_role(seeds)
     artefact = reference_teacher() if folder is None else reference_teacher(folder)
     msra = lazy_msra(corpus)
     teacher_f1 = artefact.provenance["metrics"]["test_f1"]
@@ -211,7 +274,7 @@ def reference_kd(
     timed: dict[str, tuple[nn.Module, CharVocab]] = {"teacher": (artefact.model, artefact.vocab)}
     for role in REFERENCE_KD_ROLES:
         f1s, seconds, parameters = [], [], 0
-        for seed in seeds:
+        for seed in by_role[role]:
             trained = reference_student(context, role, artefact, seed=seed, corpus=corpus, progress=progress)
             scores = evaluate_tagger(trained.model, scoring_loader(msra().test, artefact.vocab, trained.recipe.max_len))
             f1s.append(scores["f1"])
@@ -219,7 +282,7 @@ def reference_kd(
             parameters = count_parameters(trained.model)
             timed.setdefault(role, (trained.model, artefact.vocab))
         students[role] = {"title": REFERENCE_KD_ROLES[role].title, "parameters": parameters,
-                          "size_ratio": round(parameters / teacher_parameters, 4),
+                          "size_ratio": round(parameters / teacher_parameters, 4), "seeds": list(by_role[role]),
                           "test_f1": [round(f, 4) for f in f1s], "mean_f1": round(statistics.mean(f1s), 4),
                           "std_f1": round(seed_spread(f1s), 4),
                           "retention": round(statistics.mean(f1s) / teacher_f1, 4) if teacher_f1 > 0 else None,
@@ -232,7 +295,7 @@ def reference_kd(
                          "latency_batch1_ms": round(latency["teacher"][0], 3),
                          "latency_batch32_ms": round(latency["teacher"][1], 3),
                          "train_seconds": artefact.provenance["seconds"], "device": artefact.provenance["device"]},
-             "students": students, "seeds": list(seeds),
+             "students": students, "seeds": sorted({seed for role_seeds in by_role.values() for seed in role_seeds}),
              "transfer_sentences": _TRANSFER_SENTENCES[check_mode(context.mode)],
              "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"]),
              "verdicts": {role: verdict(students[role]["test_f1"], students["scratch"]["test_f1"], _KD_NAMES[role])

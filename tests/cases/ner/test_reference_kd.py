@@ -14,6 +14,10 @@ from course_lib.cases.ner.reference import (
     train_reference_teacher,
 )
 from course_lib.cases.ner.reference_kd import (
+    REFERENCE_KD_ROLES,
+    FAST_GOAL_F1,
+    chapter_seeds,
+    fast_goal_checks,
     goal_checks,
     reference_kd,
     reference_kd_recipe,
@@ -42,6 +46,7 @@ def test_the_students_share_one_shape_and_budget_and_differ_only_in_what_they_le
     scratch, kd = reference_kd_recipe("scratch", "full"), reference_kd_recipe("logit_kd", "full", seed=2)
     assert dataclasses.replace(kd, method="labels", seed=0) == scratch
     assert dataclasses.replace(reference_kd_recipe("transfer_kd", "full"), method="labels") == scratch
+    assert dataclasses.replace(reference_kd_recipe("teacher_init", "full"), method="labels") == scratch
     assert kd.method == "logits" and kd.positional == "relative"
     with pytest.raises(ValueError, match="role must be one of"):
         reference_kd_recipe("teacher", "fast")
@@ -63,17 +68,27 @@ def test_the_teachers_logits_are_computed_once_and_found_again_by_their_key(tiny
     assert len(list((model_cache / "models").glob("ner_reference_logits_200_transfer2.pt"))) == 1
 
 
-def test_two_seeds_of_both_students_are_scored_beside_the_teacher(tiny_teacher_folder, small, model_cache, context,
-                                                                  monkeypatch):
+def test_three_seeds_in_full_mode_and_in_fast_mode_for_the_pair_whose_gap_the_chapter_states():
+    assert chapter_seeds("full") == {role: (0, 1, 2) for role in REFERENCE_KD_ROLES}
+    fast = chapter_seeds("fast")
+    assert set(fast) == set(REFERENCE_KD_ROLES)
+    assert {role for role, seeds in fast.items() if len(seeds) >= 3} == {"scratch", "teacher_init"}
+
+
+def test_each_student_is_scored_with_its_own_seeds_beside_the_teacher(tiny_teacher_folder, small, model_cache, context,
+                                                                     monkeypatch):
     monkeypatch.setitem(reference_kd_module._STUDENT, "fast",
                         dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, train_sentences=200, epochs=1, lr=3e-3))
     monkeypatch.setitem(reference_kd_module._TRANSFER_SENTENCES, "fast", 60)
-    table = reference_kd(context, seeds=(0, 1), corpus=small, folder=tiny_teacher_folder, latency_rounds=2,
+    seeds = {"scratch": (0, 1), "logit_kd": (0, 1), "transfer_kd": (0,), "teacher_init": (1, 2)}
+    table = reference_kd(context, seeds=seeds, corpus=small, folder=tiny_teacher_folder, latency_rounds=2,
                          progress=False)
-    assert set(table["students"]) == {"scratch", "logit_kd", "transfer_kd"} and table["seeds"] == [0, 1]
-    assert set(table["verdicts"]) == {"logit_kd", "transfer_kd"} and table["transfer_sentences"] == 60
-    for row in table["students"].values():
-        assert len(row["test_f1"]) == 2 and row["std_f1"] >= 0 and 0 < row["size_ratio"]
+    assert set(table["students"]) == set(REFERENCE_KD_ROLES) and table["seeds"] == [0, 1, 2]
+    assert set(table["verdicts"]) == {"logit_kd", "transfer_kd", "teacher_init"} and table["transfer_sentences"] == 60
+    assert table["verdicts"]["transfer_kd"].startswith("one seed each")
+    for role, row in table["students"].items():
+        assert row["seeds"] == list(seeds[role]) and len(row["test_f1"]) == len(seeds[role])
+        assert row["std_f1"] >= 0 and 0 < row["size_ratio"]
         teacher_f1 = table["teacher"]["test_f1"]
         assert row["retention"] == (pytest.approx(row["mean_f1"] / teacher_f1, abs=1e-3) if teacher_f1 else None)
     assert table["teacher"]["latency_batch1_ms"] > 0 and all(row["latency_batch32_ms"] > 0 for row in table["students"].values())
@@ -81,6 +96,9 @@ def test_two_seeds_of_both_students_are_scored_beside_the_teacher(tiny_teacher_f
     assert table["verdict"] == verdict(table["students"]["logit_kd"]["test_f1"], table["students"]["scratch"]["test_f1"])
     with pytest.raises(ValueError, match="distinct seeds"):
         reference_kd(context, seeds=(0, 0), corpus=small, folder=tiny_teacher_folder)
+    with pytest.raises(ValueError, match=r"missing \['teacher_init'\], unknown \['cascade'\]"):
+        reference_kd(context, seeds={"scratch": (0,), "logit_kd": (0,), "transfer_kd": (0,), "cascade": (0,)},
+                     corpus=small, folder=tiny_teacher_folder)
 
 
 def test_the_goals_compare_the_teacher_and_the_best_distilled_student_with_their_targets():
@@ -93,6 +111,23 @@ def test_the_goals_compare_the_teacher_and_the_best_distilled_student_with_their
     who = "best distilled student (logit KD + unlabelled sentences)"
     assert checks == {"reference teacher's test F1": (0.88, True), f"{who}: share of the teacher's F1": (0.96, True),
                       f"{who}: parameters / teacher's": (0.11, False), f"{who}: CPU speed-up at batch 1": (6.0, True)}
+
+
+def test_fast_mode_asks_the_best_distilled_student_for_an_f1_and_a_gap_beyond_the_seed_spread():
+    def row(f1s, std):
+        return {"test_f1": f1s, "mean_f1": sum(f1s) / len(f1s), "std_f1": std}
+
+    table = {"students": {"scratch": row([0.58, 0.59, 0.60], 0.01), "logit_kd": row([0.55], 0.0),
+                          "transfer_kd": row([0.57], 0.0), "teacher_init": row([0.62, 0.63, 0.64], 0.01)}}
+    f1, gap = fast_goal_checks(table)
+    assert FAST_GOAL_F1 == 0.60 and "teacher-initialised" in f1.goal
+    assert (f1.measured, f1.met) == (0.63, True) and (gap.measured, gap.met) == (2.0, True)
+    table["students"]["teacher_init"] = row([0.60, 0.605, 0.61], 0.005)
+    f1, gap = fast_goal_checks(table)
+    assert (f1.met, gap.measured, gap.met) == (True, 0.75, False), "a gap within twice the larger spread"
+    table["students"]["scratch"] = row([0.59], 0.0)
+    with pytest.raises(ValueError, match="two seeds or more of both students"):
+        fast_goal_checks(table)
 
 
 def test_the_verdict_says_no_more_than_the_seeds_allow():
