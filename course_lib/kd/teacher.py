@@ -135,6 +135,18 @@ class TeacherLogitCache:
         ordered[index] = logits
         return cls(ordered)
 
+    @classmethod
+    def joined(cls, first: TeacherLogitCache, second: TeacherLogitCache) -> TeacherLogitCache:
+        """``first``'s examples, then ``second``'s (indices ``len(first)`` onwards); token logits padded to the longer one."""
+        if first.logits.dim() != second.logits.dim() or first.logits.shape[-1] != second.logits.shape[-1]:
+            raise ValueError(f"only caches of the same kind join: shapes {tuple(first.logits.shape)} and "
+                             f"{tuple(second.logits.shape)}")
+        parts = [first.logits, second.logits]
+        if first.per_token:
+            width = max(part.shape[1] for part in parts)
+            parts = [F.pad(part, (0, 0, 0, width - part.shape[1])) for part in parts]
+        return cls(torch.cat(parts))
+
     def lookup(self, index: Tensor, width: int | None = None) -> Tensor:
         """The cached logits of the examples ``index`` (a 1-D tensor of dataset indices).
 

@@ -107,3 +107,16 @@ def test_the_soft_target_profile_says_how_much_lies_beyond_the_top_class_on_real
         soft_target_profile(model, [], temperature=1.0)
     with pytest.raises(ValueError, match="temperature"):
         soft_target_profile(model, [batch], temperature=0.0)
+
+
+def test_two_caches_join_in_order_with_token_logits_padded_to_the_longer():
+    short, long = TeacherLogitCache(torch.randn(3, 4, 7)), TeacherLogitCache(torch.randn(2, 6, 7))
+    both = TeacherLogitCache.joined(short, long)
+    assert both.logits.shape == (5, 6, 7)
+    assert torch.equal(both.lookup(torch.tensor([0, 1, 2]), 4), short.logits)
+    assert torch.equal(both.logits[:3, 4:], torch.zeros(3, 2, 7)), "padding past a shorter cache is zeros"
+    assert torch.equal(both.lookup(torch.tensor([3, 4])), long.logits)
+    rows = TeacherLogitCache.joined(TeacherLogitCache(torch.randn(2, 3)), TeacherLogitCache(torch.randn(1, 3)))
+    assert rows.logits.shape == (3, 3)
+    with pytest.raises(ValueError, match="only caches of the same kind join"):
+        TeacherLogitCache.joined(short, TeacherLogitCache(torch.randn(2, 7)))

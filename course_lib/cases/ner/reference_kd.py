@@ -119,7 +119,11 @@ def transfer_texts(mode: str) -> list[str]:
 
 def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: int,
                    unlabelled: Sequence[str] = ()) -> TeacherLogitCache:
-    """The reference teacher's logits for ``sentences``, then ``unlabelled`` texts (by index), from disk or computed once and saved (chapter 07)."""
+    """The reference teacher's logits for ``sentences``, then ``unlabelled`` texts (by index), from disk or computed once and saved (chapter 07).
+
+    With ``unlabelled`` texts, the logits of ``sentences`` come from their own cache (computed
+    first if need be), so the teacher reads every labelled sentence once whichever students ask.
+    """
     key = {"teacher": artefact.provenance["weights_sha256"], "msra": TAGGER_KEY["msra"],
            "sentences": f"first {len(sentences)}", "max_len": str(max_len)}
     name = f"ner_reference_logits_{len(sentences)}"
@@ -130,9 +134,13 @@ def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: i
     cached = TeacherLogitCache.load(path, key)
     if cached is not None:
         return cached
-    loader = ner_loader([*sentences, *unlabelled_sentences(unlabelled)], artefact.vocab, batch_size=128,
-                        shuffle=False, max_len=max_len)
-    cache = TeacherLogitCache.build(artefact.model, loader)
+    if unlabelled:
+        extra = ner_loader(unlabelled_sentences(unlabelled), artefact.vocab, batch_size=128, shuffle=False, max_len=max_len)
+        cache = TeacherLogitCache.joined(teacher_logits(artefact, sentences, max_len),
+                                         TeacherLogitCache.build(artefact.model, extra))
+    else:
+        loader = ner_loader(sentences, artefact.vocab, batch_size=128, shuffle=False, max_len=max_len)
+        cache = TeacherLogitCache.build(artefact.model, loader)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache.save(path, key)
     return cache
