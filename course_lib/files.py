@@ -92,3 +92,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def sha256_text(text: str) -> str:
     """Hex sha256 of a string's UTF-8 bytes (chapter 00)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """Hex sha256 of ``value`` written as JSON with its characters as they are (not \\u-escaped): a cache key for data (chapter 00)."""
+    return sha256_text(json.dumps(value, ensure_ascii=False))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from torch import nn
 
 from course_lib.context import check_mode
 from course_lib.data import CharVocab
-from course_lib.files import sha256_text
+from course_lib.files import sha256_json
 from course_lib.train.fit import Trained
 from course_lib.train.latency import interleaved_latency
 
@@ -114,7 +113,7 @@ def model_dependencies(method: str, teacher: Trained | None, data_sha256: str, *
         raise ValueError(f"method {method!r} learns from a teacher: pass the teacher's Trained, as {made_by} returns it "
                          "(cached, with its path)")
     depends_on: dict[str, Path | str] = {"data": data_sha256,
-                                         "vocab": sha256_text(json.dumps(vocab.tokens(), ensure_ascii=False))}
+                                         "vocab": sha256_json(vocab.tokens())}
     if learns_from_teacher:
         depends_on["teacher"] = teacher.path
     return depends_on

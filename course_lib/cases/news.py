@@ -21,7 +21,6 @@ model is cached (:func:`news_model`): a second run loads it.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -46,7 +45,7 @@ from course_lib.cases.common import (
 )
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import INEWS_LABELS, CharVocab, NewsCorpus, NewsItem, load_inews
-from course_lib.files import sha256_text
+from course_lib.files import sha256_json
 from course_lib.kd.methods import DistillRecipe, setup_method
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.transformer import SequenceClassifier, TransformerShape, count_parameters
@@ -252,7 +251,7 @@ def _data_sha256(train: Sequence[NewsItem], dev: Sequence[NewsItem]) -> str:
     """The sha256 of the labelled items a model learns from and is selected on: part of its cache key."""
     rows = {split: [[item.title, item.content, item.label] for item in items] for split, items in
             (("train", train), ("dev", dev))}
-    return sha256_text(json.dumps(rows, ensure_ascii=False))
+    return sha256_json(rows)
 
 
 def news_model(

@@ -25,7 +25,6 @@ second run loads it.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from course_lib.cases.common import (
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import CharVocab, is_regulated_pentasyllabic, lm_batch, load_tang_poems
 from course_lib.data.poetry import Poem, PoetryCorpus
-from course_lib.files import sha256_text
+from course_lib.files import sha256_json
 from course_lib.kd.methods import DistillRecipe, setup_method
 from course_lib.nn.char_lm import CharLM, sample
 from course_lib.nn.transformer import TransformerShape, count_parameters
@@ -184,8 +183,7 @@ def poem_perplexity(model: CharLM, vocab: CharVocab, texts: Sequence[str], devic
 
 def _poems_sha256(train: Sequence[Poem], dev: Sequence[Poem]) -> str:
     """The sha256 of the poems a model learns from and is selected on: part of its cache key."""
-    return sha256_text(json.dumps({"train": [poem.text for poem in train], "dev": [poem.text for poem in dev]},
-                                  ensure_ascii=False))
+    return sha256_json({"train": [poem.text for poem in train], "dev": [poem.text for poem in dev]})
 
 
 def poetry_model(

@@ -62,7 +62,7 @@ from course_lib.context import CourseContext, check_mode, context_mode_and_devic
 from course_lib.data import LengthBucketSampler, cache_dir, load_bible
 from course_lib.data.bible import BibleCorpus, VersePair
 from course_lib.data.subwords import EOS_ID, SubwordVocab, pad_sequences
-from course_lib.files import sha256_text, write_json_atomic
+from course_lib.files import sha256_json, sha256_text, write_json_atomic
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.teacher import Batch
 from course_lib.nn.seq2seq import CachedDecoder, Seq2SeqConfig, Seq2SeqTransformer
@@ -208,7 +208,7 @@ def _spread(items: Sequence[Any], count: int | None) -> list[Any]:
 
 
 def _corpus_sha256(pairs: Sequence[VersePair]) -> str:
-    return sha256_text(json.dumps([[pair.english, pair.spanish] for pair in pairs], ensure_ascii=False))
+    return sha256_json([[pair.english, pair.spanish] for pair in pairs])
 
 
 def subword_vocab(corpus: BibleCorpus, vocab_size: int) -> SubwordVocab:

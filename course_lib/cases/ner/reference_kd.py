@@ -27,7 +27,6 @@ spread (:func:`chapter_seeds`); :func:`reference_kd` reports mean, spread and th
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,7 +50,7 @@ from course_lib.cases.ner.tagger import (
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import CharVocab, NerCorpus, Sentence, load_inews, ner_loader, news_sentences
 from course_lib.data.cache import cache_dir
-from course_lib.files import sha256_text
+from course_lib.files import sha256_json
 from course_lib.kd.methods import setup_method
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.transformer import count_parameters
@@ -128,7 +127,7 @@ def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: i
            "sentences": f"first {len(sentences)}", "max_len": str(max_len)}
     name = f"ner_reference_logits_{len(sentences)}"
     if unlabelled:
-        key["unlabelled"] = sha256_text(json.dumps(list(unlabelled), ensure_ascii=False))
+        key["unlabelled"] = sha256_json(list(unlabelled))
         name += f"_transfer{len(unlabelled)}"
     path = cache_dir() / "models" / f"{name}.pt"
     cached = TeacherLogitCache.load(path, key)
@@ -171,7 +170,7 @@ def reference_student(
 
     depends_on = {**TAGGER_KEY, "teacher": artefact.path}
     if unlabelled:
-        depends_on["unlabelled"] = sha256_text(json.dumps(unlabelled, ensure_ascii=False))
+        depends_on["unlabelled"] = sha256_json(unlabelled)
     return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe,
                          build=lambda vocab: build_tagger(recipe, len(vocab)), train=train,
                          vocab=lambda: artefact.vocab, depends_on=depends_on, device=device)

@@ -15,7 +15,6 @@ open-domain QA: the questions are three fixed templates and the "document" is on
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,7 +60,7 @@ from course_lib.cases.qa.spans import (
 )
 from course_lib.context import CourseContext, context_mode_and_device
 from course_lib.data import CharVocab, NerCorpus, Sentence, load_msra
-from course_lib.files import sha256_text
+from course_lib.files import sha256_json
 from course_lib.kd.methods import DistillRecipe
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.span import SpanExtractor
@@ -163,7 +162,7 @@ def span_qa_data(corpus: NerCorpus, recipe: SpanQARecipe, test_sentences: int | 
     train = qa_examples(_first(corpus.train, recipe.train_sentences), recipe.max_len)
     test = _first(corpus.test, test_sentences)
     dev = qa_examples(_first(corpus.dev, recipe.dev_sentences), recipe.max_len)
-    digest = sha256_text(json.dumps([[e.passage, e.kind, e.answers] for e in (*train, *dev)], ensure_ascii=False))
+    digest = sha256_json([[e.passage, e.kind, e.answers] for e in (*train, *dev)])
     return SpanQAData(train=train, dev=dev, test=qa_examples(test, recipe.max_len), test_sentences=test, digest=digest)
 
 
