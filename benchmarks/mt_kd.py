@@ -1,27 +1,29 @@
 """Benchmark: Kim & Rush (2016) sequence-level distillation in small, KJV English → RV 1909 Spanish, written to JSON.
 
-    .venv/bin/python benchmarks/mt_kd.py                    # full mode, seeds 0 1 2, results/mt_kd_full.json
+    .venv/bin/python benchmarks/mt_kd.py                    # full mode, the course's seeds, results/mt_kd_full.json
     .venv/bin/python benchmarks/mt_kd.py --mode fast        # the small settings (about three minutes on a CPU)
-    .venv/bin/python benchmarks/mt_kd.py --seeds 0          # one seed per student
+    .venv/bin/python benchmarks/mt_kd.py --seeds 0 1 2      # these seeds for every student
     .venv/bin/python benchmarks/mt_kd.py --readme-only      # rewrite the README table from the JSON
 
 Loads the shipped teacher (``course_lib.cases.translation_reference``: trained once on every
 training verse, rebuilt by ``make teachers``) and trains (or loads from the model cache) the four
 students of ``course_lib.cases.translation`` — references only, word-level KD, sequence-level KD,
 both — on the teacher's vocabulary, and measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
-greedy and beam search, per seed with mean and standard deviation; parameters; the CPU time of
+greedy and beam search, per seed with mean and standard deviation (the seeds of ``translation_seeds``:
+in full mode three for references only and for sequence-level KD, one for each word-level student,
+unless ``--seeds`` names seeds for all); parameters; the CPU time of
 greedy decoding at batch 1 on one thread. The JSON holds every row, the seed verdicts, example
 translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
 the wall time and the device. Fast mode's students learn from a spread-out part of the training
-verses; full mode's from all of them (meant for a GPU: on two idle CPU cores the teacher's beam
-translations of the training verses take about 15 min and the four students about 50 min per seed).
+verses; full mode's from all of them (on two idle CPU cores the teacher's beam translations of
+the training verses take about 15 min, each student about 10 min, scoring them all about 20 min).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from course_lib.cases.translation import TRANSLATION_ROLES, compare_translation
+from course_lib.cases.translation import TRANSLATION_ROLES, compare_translation, translation_seeds
 from course_lib.cases.translation_reference import as_trained, reference_student_recipes, reference_translator
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark, epoch_caps_text
@@ -39,13 +41,14 @@ def readme_table(payload: dict) -> str:
     """The README block: each model's test BLEU (greedy, beam), chrF, size and speed, beside Kim & Rush's figures."""
     rows, paper, paper_row = payload["rows"], payload["kim_rush_2016"], payload["paper_row"]
     teacher = rows["teacher"]
-    seeds = ", ".join(str(seed) for seed in payload["seeds"])
+    seeds = "; ".join(f"{rows[role]['title'].split(' ')[0]} {len(rows[role]['seeds'])}"
+                      for role in TRANSLATION_ROLES if role != "teacher" and role in rows)
     lines = [
         f"_Source: `results/mt_kd_{payload['mode']}.json` ({payload['mode']} mode{epoch_caps_text(payload)}, "
         f"{payload['device']}, {payload['wall_seconds'] / 60:.0f} min wall time; {payload['train_pairs']:,} training "
         f"verse pairs ({payload['dropped_long_pairs']:,} longer than {payload['max_len']} subwords left out), "
         f"{payload['vocab_size']:,} shared BPE subwords; {payload['test_pairs']:,} test verses (Ruth, Proverbs, Acts); "
-        f"students trained with seeds {seeds}, mean ± sd; beam {payload['beam_size']}; time per sentence: greedy, "
+        f"seeds per student: {seeds}; mean ± sd; beam {payload['beam_size']}; time per sentence: greedy, "
         "batch 1, one CPU thread)._",
         "",
         f"| model | parameters | test BLEU, greedy | test BLEU, beam {payload['beam_size']} | test chrF, beam | "
@@ -78,7 +81,8 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
     students_cap = args.student_epochs if args.student_epochs is not None else args.epochs
     recipes = cap_epochs(reference_student_recipes(artefact, args.mode), None, students_cap)  # the teacher is shipped
     eval_pairs = "mode" if args.eval_pairs is None else (args.eval_pairs or None)
-    comparison = compare_translation(context, seeds=args.seeds, recipes=recipes, eval_pairs=eval_pairs,
+    seeds = translation_seeds(args.mode) if args.seeds is None else args.seeds
+    comparison = compare_translation(context, seeds=seeds, recipes=recipes, eval_pairs=eval_pairs,
                                      latency_rounds=args.latency_rounds, teacher=as_trained(artefact))
     for row in comparison["rows"].values():
         test = row["test"]
@@ -92,7 +96,8 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="student seeds (default: 0 1 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds for every student (default: each student's seeds of translation_seeds)")
     parser.add_argument("--eval-pairs", type=int, default=None,
                         help="dev and test verses scored per model (default: 100 in fast mode, all in full; 0: all)")
 

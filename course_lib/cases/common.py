@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from course_lib import checks
 from course_lib.context import check_mode
 from course_lib.data import CharVocab
 from course_lib.files import sha256_json
@@ -150,6 +151,29 @@ def seed_spread(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def seeds_by_role(seeds: Sequence[int] | Mapping[str, Sequence[int]],
+                  students: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Each student role's seeds, checked: one sequence for every role, or a mapping naming each role (chapter 06).
+
+    Every role needs at least one seed, none repeated, each an integer >= 0.
+    """
+    if isinstance(seeds, Mapping):
+        missing = [role for role in students if role not in seeds]
+        unknown = [role for role in seeds if role not in students]
+        if missing or unknown:
+            raise ValueError(f"seeds must name every student role {list(students)}; "
+                             f"missing {missing}, unknown {unknown}")
+        by_role = {role: tuple(seeds[role]) for role in students}
+    else:
+        by_role = {role: tuple(seeds) for role in students}
+    for role, role_seeds in by_role.items():
+        if not role_seeds or len(set(role_seeds)) != len(role_seeds):
+            raise ValueError(f"seeds must be distinct seeds, at least one, got {role_seeds!r} for {role!r}")
+        for seed in role_seeds:
+            checks.int_at_least("seed", seed, 0)
+    return by_role
+
+
 def seed_summary(values: Sequence[float]) -> dict[str, Any]:
     """One score over seeds as ``{"per_seed", "mean", "sd"}``, rounded to 4 places, for a results file (chapter 06)."""
     return {"per_seed": [round(v, 4) for v in values], "mean": round(statistics.mean(values), 4),
@@ -160,13 +184,15 @@ def seed_verdict(first: Sequence[float], second: Sequence[float], *, names: tupl
                  scale: float = 1.0, lower_is_better: bool = False) -> str:
     """What per-seed scores of two models allow one to say about the first against the second (chapter 06).
 
-    With one seed each nothing can be said; with more, "beats" or "loses to" only when the gap
+    With one seed on either side nothing can be said; with more on both, "beats" or "loses to" only when the gap
     of the means is larger than twice the larger seed-to-seed standard deviation, and "no
     measurable difference" otherwise. ``scale`` turns scores into ``unit`` (100 for F1 in
     points); ``lower_is_better`` is for error counts.
     """
-    if min(len(first), len(second)) < 2:
+    if max(len(first), len(second)) < 2:
         return "one seed each: too few to tell a gap from seed-to-seed noise"
+    if min(len(first), len(second)) < 2:
+        return f"one seed of {names[0] if len(first) < 2 else names[1]}: too few to tell a gap from seed-to-seed noise"
     gap = scale * (statistics.mean(first) - statistics.mean(second))
     noise = 2 * scale * max(seed_spread(first), seed_spread(second))
     if abs(gap) <= noise:

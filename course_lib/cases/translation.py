@@ -56,7 +56,7 @@ from course_lib.cases.common import (
     rounded,
     seed_summary,
     seed_verdict,
-    teacher_then_students,
+    seeds_by_role,
 )
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LengthBucketSampler, cache_dir, load_bible
@@ -165,6 +165,19 @@ _STUDENT = {  # the four students of one seed: fast about a minute on one CPU th
     "full": dict(d_model=96, num_heads=4, encoder_layers=2, decoder_layers=2, d_ff=384, epochs=4, batch_size=64,
                  lr=2e-3),
 }
+
+_SEEDS = {"fast": {role: (0,) for role in list(TRANSLATION_ROLES)[1:]},
+          "full": {"alone": (0, 1, 2), "word_kd": (0,), "seq_kd": (0, 1, 2), "word_seq_kd": (0,)}}
+
+
+def translation_seeds(mode: str) -> dict[str, tuple[int, ...]]:
+    """The seeds each student trains with in ``mode`` (chapter 09).
+
+    Fast mode trains each student once. Full mode gives three seeds to the pair whose gap is
+    Kim & Rush's main claim, references only against sequence-level KD, and one each to the
+    word-level students: on two CPU cores a student takes about ten minutes.
+    """
+    return dict(_SEEDS[check_mode(mode)])
 
 
 def translation_recipe(role: str, mode: str, seed: int = 0) -> TranslationRecipe:
@@ -556,13 +569,6 @@ def _greedy_at_batch1(sources: Sequence[Tensor], max_len: int) -> Callable[[nn.M
     return call
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    seeds = list(seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct seeds, at least one, got {seeds!r}")
-    return [checks.int_at_least("seed", seed, 0) for seed in seeds]
-
-
 def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dict[str, float]]],
          teacher_parameters: int) -> dict[str, Any]:
     """One role's row: its size, scores per split and seed (with mean ± sd), training time and dev curves."""
@@ -572,6 +578,7 @@ def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dic
     for split in ("dev", "test"):
         row[split] = {metric: seed_summary([scores[split][metric] for scores in evaluated])
                       for metric in ("bleu_greedy", "bleu_beam", "chrf_greedy", "chrf_beam")}
+    row["seeds"] = [model.recipe.seed for model in models]
     row["train_seconds"] = seed_summary([model.seconds for model in models])
     row["dev_curves"] = [model.metrics["dev_curve"] for model in models]
     row["extra"] = {key: value for key, value in models[0].metrics.items() if key != "dev_curve"}
@@ -581,7 +588,7 @@ def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dic
 def compare_translation(
     context: CourseContext,
     *,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] | Mapping[str, Sequence[int]] = (0,),
     corpus: BibleCorpus | None = None,
     recipes: Mapping[str, TranslationRecipe] | None = None,
     eval_pairs: int | None | str = "mode",
@@ -593,7 +600,8 @@ def compare_translation(
     """Train or load the teacher and every student for each seed, score and time them (chapter 09).
 
     ``recipes`` (default: :func:`translation_recipe` of the mode) are the seed-0 recipes; each
-    student is trained once per seed, the teacher once. ``teacher`` is a teacher trained elsewhere
+    student is trained once per seed, the teacher once. ``seeds`` is one sequence for every
+    student, or a sequence per student role (:func:`translation_seeds`). ``teacher`` is a teacher trained elsewhere
     (the shipped one, with its ``path`` and subword ``vocab``): the students then read its
     vocabulary and learn from the training verses of their own recipes. ``eval_pairs`` dev and test verses,
     spread evenly over each split, are scored (None: all; "mode": :data:`EVAL_PAIRS`). Returns
@@ -604,7 +612,7 @@ def compare_translation(
     :data:`KIM_RUSH_2016`.
     """
     mode, _ = context_mode_and_device(context)
-    seeds = _check_seeds(seeds)
+    by_role = seeds_by_role(seeds, list(TRANSLATION_ROLES)[1:])
     corpus = corpus or load_bible()
     recipes = case_recipes(TRANSLATION_ROLES, recipes, lambda role: translation_recipe(role, mode), same="max_len")
     _check_recipes(recipes, shipped=teacher is not None)
@@ -620,18 +628,12 @@ def compare_translation(
                              "course_lib.cases.translation_reference.as_trained)")
         data = prepare_translation_data(corpus, data_recipe, vocab=teacher.vocab)
         source = "shipped"
-    trained: dict[str, list[Trained]] = {role: [] for role in TRANSLATION_ROLES}
-    for seed in seeds:
-
-        def model_of(role: str, teacher_model: Trained | None, seed: int = seed) -> Trained:
-            if teacher_model is None:
-                return teacher
+    seeds = sorted({seed for role_seeds in by_role.values() for seed in role_seeds})
+    trained: dict[str, list[Trained]] = {"teacher": [teacher], **{role: [] for role in by_role}}
+    for seed in seeds:  # seed by seed, so that a stopped run leaves whole seeds in the model cache
+        for role in (role for role, role_seeds in by_role.items() if seed in role_seeds):
             recipe = dataclasses.replace(recipes[role], seed=seed)
-            return translation_model(context, role, recipe, data, teacher=teacher_model, progress=progress)
-
-        for role, model in teacher_then_students(TRANSLATION_ROLES, model_of).items():
-            if role != "teacher" or seed == seeds[0]:
-                trained[role].append(model)
+            trained[role].append(translation_model(context, role, recipe, data, teacher=teacher, progress=progress))
     splits = {"dev": _spread(corpus.dev, limit), "test": _spread(corpus.test, limit)}
     evaluated: dict[str, list[dict[str, dict[str, float]]]] = {}
     greedy_test: dict[str, list[str]] = {}

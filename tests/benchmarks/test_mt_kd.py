@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from course_lib.cases.translation import KIM_RUSH_2016, PAPER_ROW, TRANSLATION_ROLES, translation_recipe
+from course_lib.cases.translation import (
+    KIM_RUSH_2016,
+    PAPER_ROW,
+    TRANSLATION_ROLES,
+    translation_recipe,
+    translation_seeds,
+)
 from tests.benchmarks import load_benchmark, readme_only
 
 
@@ -13,15 +19,17 @@ def summary(values: list[float]) -> dict:
 
 def payload() -> dict:
     bleu = {"teacher": 16.0, "alone": 10.0, "word_kd": 11.0, "seq_kd": 14.0, "word_seq_kd": 14.5}
+    seed_lists = {"teacher": [0], **translation_seeds("full")}
     rows = {}
     for role in TRANSLATION_ROLES:
-        seeds = [bleu[role]] if role == "teacher" else [bleu[role] - 0.5, bleu[role], bleu[role] + 0.5]
+        seeds = [bleu[role]] if len(seed_lists[role]) == 1 else [bleu[role] - 0.5, bleu[role], bleu[role] + 0.5]
         scores = {"bleu_greedy": summary(seeds), "bleu_beam": summary([s + 1 for s in seeds]),
                   "chrf_greedy": summary([40.0] * len(seeds)), "chrf_beam": summary([42.0] * len(seeds))}
         rows[role] = {"title": TRANSLATION_ROLES[role].title, "method": TRANSLATION_ROLES[role].method,
                       "parameters": 4_000_000 if role == "teacher" else 900_000, "test": scores, "dev": scores,
                       "ms_per_sentence": 40.0 if role == "teacher" else 10.0,
-                      "speedup": 1.0 if role == "teacher" else 4.0, "train_seconds": summary([600.0] * len(seeds))}
+                      "speedup": 1.0 if role == "teacher" else 4.0, "train_seconds": summary([600.0] * len(seeds)),
+                      "seeds": list(seed_lists[role])}
     return {"mode": "full", "epochs_cap": None, "student_epochs_cap": None, "device": "cpu: test",
             "wall_seconds": 7200.0, "seeds": [0, 1, 2], "vocab_size": 6000, "max_len": 100, "train_pairs": 28_500,
             "dropped_long_pairs": 84, "test_pairs": 2005, "beam_size": 5, "rows": rows,
@@ -41,9 +49,10 @@ def test_the_block_has_every_model_beside_kim_and_rush():
     assert "| teacher | 4,000,000 (100%) | 16.0 | 17.0 | 42.0 | 40.0 | 1.0× | 17.7 |" in table
     assert ("| (c) student, sequence-level KD | 900,000 (22%) | 14.0 ± 0.5 | 15.0 ± 0.5 | 42.0 ± 0.5 | 10.0 | 4.0× "
             "| 18.9 |") in table
-    assert "| (d) student, sequence- + word-level KD | 900,000 (22%) | 14.5 ± 0.5 |" in table
+    assert "| (d) student, sequence- + word-level KD | 900,000 (22%) | 14.5 | 15.5 |" in table
     assert "| 4.0× | – |" in table
-    assert "28,500 training verse pairs (84 longer than 100 subwords left out)" in table and "seeds 0, 1, 2" in table
+    assert "28,500 training verse pairs (84 longer than 100 subwords left out)" in table
+    assert "seeds per student: (a) 3; (b) 1; (c) 3; (d) 1;" in table
     verdicts = [table.index(f"- {TRANSLATION_ROLES[role].title}: ") for role in ("word_kd", "seq_kd", "word_seq_kd")]
     assert verdicts == sorted(verdicts), "the verdicts follow the table's order, whatever the JSON's key order"
     assert "- (c) student, sequence-level KD: (c) student, sequence-level KD beats" in table
@@ -55,6 +64,8 @@ def test_readme_only_rewrites_just_the_marked_block(tmp_path):
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "cpu: test" in text
 
 
-def test_the_benchmark_defaults_to_three_seeds_in_full_mode():
-    args = load_benchmark("mt_kd").BENCHMARK.parser().parse_args([])
-    assert (args.mode, args.seeds, args.eval_pairs, args.latency_rounds) == ("full", [0, 1, 2], None, 3)
+def test_the_benchmark_defaults_to_the_course_seeds_in_full_mode():
+    parser = load_benchmark("mt_kd").BENCHMARK.parser()
+    args = parser.parse_args([])
+    assert (args.mode, args.seeds, args.eval_pairs, args.latency_rounds) == ("full", None, None, 3)
+    assert parser.parse_args(["--seeds", "0", "1"]).seeds == [0, 1]

@@ -17,6 +17,7 @@ from course_lib.cases.common import (
     rounded,
     seed_spread,
     seed_verdict,
+    seeds_by_role,
     teacher_then_students,
 )
 from course_lib.kd.methods import DistillRecipe
@@ -81,6 +82,8 @@ def test_rounded_turns_rows_into_plain_rounded_data():
 def test_seed_verdict_claims_a_gap_only_beyond_twice_the_seed_spread():
     names = ("A", "B")
     assert seed_verdict([0.9], [0.5], names=names, unit="points", scale=100).startswith("one seed each")
+    assert seed_verdict([0.9], [0.5, 0.6], names=names, unit="points").startswith("one seed of A:")
+    assert seed_verdict([0.9, 0.8], [0.5], names=names, unit="points").startswith("one seed of B:")
     assert seed_verdict([0.80, 0.82, 0.81], [0.70, 0.71, 0.72], names=names, unit="points",
                         scale=100) == "A beats B by 10.0 points"
     assert seed_verdict([60, 61, 62], [70, 71, 72], names=names, unit="errors",
@@ -90,3 +93,17 @@ def test_seed_verdict_claims_a_gap_only_beyond_twice_the_seed_spread():
     assert seed_verdict([70, 80, 90], [79, 80, 81], names=names, unit="errors").startswith(
         "no measurable difference (+0.0 errors")
     assert seed_spread([1.0]) == 0.0 and seed_spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)
+
+
+def test_seeds_by_role_gives_each_student_its_own_checked_seeds():
+    students = ["alone", "kd"]
+    assert seeds_by_role((0, 1), students) == {"alone": (0, 1), "kd": (0, 1)}
+    assert seeds_by_role({"alone": [0, 1, 2], "kd": [0]}, students) == {"alone": (0, 1, 2), "kd": (0,)}
+    with pytest.raises(ValueError, match=r"missing \['kd'\], unknown \['other'\]"):
+        seeds_by_role({"alone": (0,), "other": (0,)}, students)
+    with pytest.raises(ValueError, match="distinct seeds, at least one, got \\(\\) for 'kd'"):
+        seeds_by_role({"alone": (0,), "kd": ()}, students)
+    with pytest.raises(ValueError, match="distinct"):
+        seeds_by_role((0, 0), students)
+    with pytest.raises(ValueError, match="seed"):
+        seeds_by_role((-1,), students)

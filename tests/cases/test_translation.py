@@ -22,6 +22,7 @@ from course_lib.cases.translation import (
     translation_loss,
     translation_model,
     translation_recipe,
+    translation_seeds,
     translate,
 )
 from course_lib.data.bible import BibleCorpus, VersePair
@@ -237,18 +238,21 @@ def test_a_student_is_keyed_by_its_teachers_file(corpus, context, model_cache):
         translation_model(context, "alone", recipes["seq_kd"], data, progress=False)
 
 
-def test_the_comparison_measures_every_role_for_every_seed(corpus, context, model_cache):
-    table = compare_translation(context, corpus=corpus, recipes=tiny_recipes(), seeds=(0, 1), eval_pairs=None,
+def test_the_comparison_measures_every_student_for_each_of_its_seeds(corpus, context, model_cache):
+    seeds = {"alone": (0, 1), "word_kd": (0,), "seq_kd": (0, 1), "word_seq_kd": (1,)}
+    table = compare_translation(context, corpus=corpus, recipes=tiny_recipes(), seeds=seeds, eval_pairs=None,
                                 latency_rounds=1, progress=False)
     table = json.loads(json.dumps(table))
-    assert list(table["rows"]) == list(TRANSLATION_ROLES)
+    assert list(table["rows"]) == list(TRANSLATION_ROLES) and table["seeds"] == [0, 1]
     for role, row in table["rows"].items():
-        seeds = 1 if role == "teacher" else 2
+        assert row["seeds"] == ([0] if role == "teacher" else list(seeds[role]))
         for split in ("dev", "test"):
             for metric in ("bleu_greedy", "bleu_beam", "chrf_greedy", "chrf_beam"):
-                assert len(row[split][metric]["per_seed"]) == seeds
+                assert len(row[split][metric]["per_seed"]) == len(row["seeds"])
                 assert all(0 <= score <= 100 for score in row[split][metric]["per_seed"])
-        assert row["ms_per_sentence"] > 0 and row["parameters"] > 0 and len(row["dev_curves"]) == seeds
+        assert row["ms_per_sentence"] > 0 and row["parameters"] > 0 and len(row["dev_curves"]) == len(row["seeds"])
+    assert table["verdicts"]["word_kd"].startswith("one seed of (b) student, word-level KD:")
+    assert not table["verdicts"]["seq_kd"].startswith("one seed")
     assert table["rows"]["alone"]["size_ratio"] < 1 and table["rows"]["teacher"]["speedup"] == 1.0
     assert table["rows"]["seq_kd"]["extra"]["teacher_unfinished"] >= 0
     assert set(table["verdicts"]) == {"word_kd", "seq_kd", "word_seq_kd"}
@@ -257,4 +261,11 @@ def test_the_comparison_measures_every_role_for_every_seed(corpus, context, mode
     assert table["examples"][0]["source"] == corpus.test[0].english and "word_seq_kd" in table["examples"][0]
     assert table["kim_rush_2016"] == {"teacher": 17.7, "no_kd": 14.7, "word_kd": 15.4, "sequence_kd": 18.9}
     beams = list((model_cache / "models").glob("mt_teacher_beam2_fast.json"))
-    assert len(beams) == 1, "the teacher's translations are computed once for both seq-KD students and both seeds"
+    assert len(beams) == 1, "the teacher's translations are computed once for every seq-KD student and seed"
+
+
+def test_full_mode_gives_three_seeds_to_the_pair_kim_and_rush_compare():
+    assert translation_seeds("fast") == {role: (0,) for role in list(TRANSLATION_ROLES)[1:]}
+    full = translation_seeds("full")
+    assert set(full) == set(TRANSLATION_ROLES) - {"teacher"}
+    assert {role for role, seeds in full.items() if len(seeds) >= 3} == {"alone", "seq_kd"}

@@ -34,7 +34,7 @@ from typing import Any
 
 from torch import nn
 
-from course_lib.cases.common import Role, check_role, roles, seed_spread, seed_verdict
+from course_lib.cases.common import Role, check_role, roles, seed_spread, seed_verdict, seeds_by_role
 from course_lib.cases.ner.compare import GoalCheck, cpu_latencies
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.tagger import (
@@ -184,23 +184,6 @@ def verdict(kd: list[float], scratch: list[float], name: str = "logit KD") -> st
     return seed_verdict(kd, scratch, names=(name, "labels only"), unit="points", scale=100)
 
 
-def _seeds_by_role(seeds: Sequence[int] | Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
-    """Every role's seeds, checked: at least one each, none repeated, a mapping naming every role."""
-    if isinstance(seeds, Mapping):
-        missing = [role for role in REFERENCE_KD_ROLES if role not in seeds]
-        unknown = [role for role in seeds if role not in REFERENCE_KD_ROLES]
-        if missing or unknown:
-            raise ValueError(f"seeds must name every student role {list(REFERENCE_KD_ROLES)}; "
-                             f"missing {missing}, unknown {unknown}")
-        by_role = {role: tuple(seeds[role]) for role in REFERENCE_KD_ROLES}
-    else:
-        by_role = {role: tuple(seeds) for role in REFERENCE_KD_ROLES}
-    for role, role_seeds in by_role.items():
-        if not role_seeds or len(set(role_seeds)) != len(role_seeds):
-            raise ValueError(f"seeds must be distinct seeds, at least one, got {role_seeds!r} for {role!r}")
-    return by_role
-
-
 def best_distilled(table: dict[str, Any]) -> str:
     """The role of the distilled student with the highest mean F1 in a :func:`reference_kd` table (chapter 07)."""
     distilled = {role: row for role, row in table["students"].items() if role != "scratch"}
@@ -272,7 +255,7 @@ def reference_kd(
     sentence on one thread (:func:`~course_lib.cases.ner.compare.cpu_latencies`, the first seed's
     student).
     """
-    by_role = _seeds_by_role(seeds)
+    by_role = seeds_by_role(seeds, list(REFERENCE_KD_ROLES))
     artefact = reference_teacher() if folder is None else reference_teacher(folder)
     msra = lazy_msra(corpus)
     teacher_f1 = artefact.provenance["metrics"]["test_f1"]
