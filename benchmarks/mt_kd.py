@@ -66,6 +66,9 @@ def readme_table(payload: dict) -> str:
     lines += ["", "Against (a), test BLEU with greedy decoding:"]
     lines += [f"- {rows[role]['title']}: {payload['verdicts'][role]}." for role in TRANSLATION_ROLES
               if role in payload["verdicts"]]
+    lines += ["", "Goals (full mode):"]
+    lines += [f"- {goal['goal']}: {goal['measured']:g} against {goal['target']:g}: "
+              f"{'met' if goal['met'] else 'not met'}." for goal in payload["goals"]]
     lines += [
         "",
         "Kim & Rush (2016), Table 1: WMT 2014 English→German, a 4×1000 LSTM teacher and 2×500 LSTM students, "
@@ -92,6 +95,9 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
               f"{row['train_seconds']['mean']:7.1f} s")
     for role, verdict in comparison["verdicts"].items():
         print(f"{role}: {verdict}")
+    for goal in comparison["goals"]:
+        print(f"goal, {goal['goal']}: {goal['measured']:g} against {goal['target']:g}, "
+              f"{'met' if goal['met'] else 'not met'}")
     return comparison
 
 

@@ -31,6 +31,16 @@ from course_lib.train.latency import interleaved_latency
 R = TypeVar("R")
 
 
+@dataclass
+class GoalCheck:
+    """One course goal: what it asks, what was measured, and whether it was met (chapter 07)."""
+
+    goal: str
+    target: float
+    measured: float
+    met: bool
+
+
 @dataclass(frozen=True)
 class Role:
     """One model of a case: its name, its title in tables, and the distillation method it learns by (chapter 06)."""

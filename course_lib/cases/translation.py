@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader
 
 from course_lib import checks
 from course_lib.cases.common import (
+    GoalCheck,
     Role,
     batch1_latency,
     case_recipes,
@@ -88,6 +89,9 @@ KIM_RUSH_2016 = {"teacher": 17.7, "no_kd": 14.7, "word_kd": 15.4, "sequence_kd":
 PAPER_ROW = {"teacher": "teacher", "alone": "no_kd", "word_kd": "word_kd", "seq_kd": "sequence_kd"}
 EVAL_PAIRS = {"fast": 40, "full": None}  # dev and test verses scored per model (None: the whole split)
 LATENCY_SENTENCES = 3  # test verses of median length, each translated at batch 1, per timed call
+TRANSLATION_GOALS = {"teacher_bleu": 20.0, "seq_kd_gap": 1.0, "seq_kd_speedup": 3.0}
+"""Chapter 09's goals in full mode: the teacher's test BLEU (greedy), how far at most the sequence-level
+student's greedy BLEU may fall below it, and that student's speed-up of greedy decoding at batch 1."""
 _SHARED = ("train_pairs", "vocab_size", "max_len", "beam_size", "dev_pairs")
 _SHARED_WITH_SHIPPED = ("vocab_size", "max_len", "beam_size")  # a shipped teacher learned from other verses
 
@@ -585,6 +589,20 @@ def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dic
     return row
 
 
+def translation_goal_checks(table: Mapping[str, Any]) -> list[GoalCheck]:
+    """A :func:`compare_translation` table against :data:`TRANSLATION_GOALS`, on mean test greedy BLEU (chapter 09)."""
+    rows = table["rows"]
+    teacher, student = (rows[role]["test"]["bleu_greedy"]["mean"] for role in ("teacher", "seq_kd"))
+    gap, speedup = teacher - student, rows["seq_kd"]["speedup"]
+    title = TRANSLATION_ROLES["seq_kd"].title
+    return [GoalCheck("teacher: test BLEU, greedy", TRANSLATION_GOALS["teacher_bleu"], round(teacher, 2),
+                      teacher >= TRANSLATION_GOALS["teacher_bleu"]),
+            GoalCheck(f"{title}: BLEU points below the teacher, greedy", TRANSLATION_GOALS["seq_kd_gap"],
+                      round(gap, 2), gap <= TRANSLATION_GOALS["seq_kd_gap"]),
+            GoalCheck(f"{title}: speed-up of greedy decoding at batch 1", TRANSLATION_GOALS["seq_kd_speedup"],
+                      round(speedup, 2), speedup >= TRANSLATION_GOALS["seq_kd_speedup"])]
+
+
 def compare_translation(
     context: CourseContext,
     *,
@@ -607,9 +625,9 @@ def compare_translation(
     spread evenly over each split, are scored (None: all; "mode": :data:`EVAL_PAIRS`). Returns
     a JSON-ready dict: ``rows`` per role (parameters, BLEU and chrF greedy and beam per split,
     per seed with mean and sd, ms per sentence at batch 1 on one CPU thread, the speed-up over
-    the teacher, training seconds, dev curves), ``verdicts`` of each KD student against
-    ``alone`` on test greedy BLEU, ``examples``, the sacrebleu signatures, the data sizes and
-    :data:`KIM_RUSH_2016`.
+    the teacher, training seconds, seeds, dev curves), ``verdicts`` of each KD student against
+    ``alone`` on test greedy BLEU, ``goals`` (:func:`translation_goal_checks`, meant for full
+    mode), ``examples``, the sacrebleu signatures, the data sizes and :data:`KIM_RUSH_2016`.
     """
     mode, _ = context_mode_and_device(context)
     by_role = seeds_by_role(seeds, list(TRANSLATION_ROLES)[1:])
@@ -659,6 +677,7 @@ def compare_translation(
     verdicts = {role: seed_verdict(rows[role]["test"]["bleu_greedy"]["per_seed"], alone,
                                    names=(TRANSLATION_ROLES[role].title, TRANSLATION_ROLES["alone"].title), unit="BLEU")
                 for role in list(TRANSLATION_ROLES)[2:]}
+    goals = [dataclasses.asdict(check) for check in translation_goal_checks({"rows": rows})]
     shown = [{"source": pair.english, "reference": pair.spanish, **{role: greedy_test[role][index] for role in rows}}
              for index, pair in enumerate(splits["test"][:examples])]
     cut = sum(len(ids) > data.max_len for ids in data.vocab.encode([pair.english for pair in splits["test"]]))
@@ -668,7 +687,7 @@ def compare_translation(
         "test_pairs": len(splits["test"]), "test_sources_cut": cut, "beam_size": data_recipe.beam_size,
         "teacher_source": source,
         "latency_sentences": LATENCY_SENTENCES, "latency_rounds": latency_rounds, "sacrebleu": sacrebleu_signatures(),
-        "rows": rows, "verdicts": verdicts, "examples": shown, "kim_rush_2016": KIM_RUSH_2016,
+        "rows": rows, "verdicts": verdicts, "goals": goals, "examples": shown, "kim_rush_2016": KIM_RUSH_2016,
         "paper_row": PAPER_ROW,
         "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},
     })

@@ -36,6 +36,9 @@ def payload() -> dict:
             "verdicts": {"seq_kd": "(c) student, sequence-level KD beats (a) student, references only by 4.0 BLEU",
                          "word_kd": "no measurable difference (+1.0 BLEU, within twice the seed spread)",
                          "word_seq_kd": "(d) beats (a) by 4.5 BLEU"},
+            "goals": [{"goal": "teacher: test BLEU, greedy", "target": 20.0, "measured": 16.0, "met": False},
+                      {"goal": "(c) student, sequence-level KD: speed-up", "target": 3.0, "measured": 4.0,
+                       "met": True}],
             "sacrebleu": {"bleu": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
                           "chrf": "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"},
             "kim_rush_2016": KIM_RUSH_2016, "paper_row": PAPER_ROW,
@@ -56,6 +59,8 @@ def test_the_block_has_every_model_beside_kim_and_rush():
     verdicts = [table.index(f"- {TRANSLATION_ROLES[role].title}: ") for role in ("word_kd", "seq_kd", "word_seq_kd")]
     assert verdicts == sorted(verdicts), "the verdicts follow the table's order, whatever the JSON's key order"
     assert "- (c) student, sequence-level KD: (c) student, sequence-level KD beats" in table
+    assert "- teacher: test BLEU, greedy: 16 against 20: not met." in table
+    assert "- (c) student, sequence-level KD: speed-up: 4 against 3: met." in table
     assert "BLEU `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`" in table
 
 

@@ -11,6 +11,7 @@ import torch
 
 from course_lib.cases import translation
 from course_lib.cases.translation import (
+    TRANSLATION_GOALS,
     TRANSLATION_ROLES,
     TranslationRecipe,
     compare_translation,
@@ -22,6 +23,7 @@ from course_lib.cases.translation import (
     translation_loss,
     translation_model,
     translation_recipe,
+    translation_goal_checks,
     translation_seeds,
     translate,
 )
@@ -252,6 +254,7 @@ def test_the_comparison_measures_every_student_for_each_of_its_seeds(corpus, con
                 assert all(0 <= score <= 100 for score in row[split][metric]["per_seed"])
         assert row["ms_per_sentence"] > 0 and row["parameters"] > 0 and len(row["dev_curves"]) == len(row["seeds"])
     assert table["verdicts"]["word_kd"].startswith("one seed of (b) student, word-level KD:")
+    assert [goal["target"] for goal in table["goals"]] == list(TRANSLATION_GOALS.values())
     assert not table["verdicts"]["seq_kd"].startswith("one seed")
     assert table["rows"]["alone"]["size_ratio"] < 1 and table["rows"]["teacher"]["speedup"] == 1.0
     assert table["rows"]["seq_kd"]["extra"]["teacher_unfinished"] >= 0
@@ -269,3 +272,14 @@ def test_full_mode_gives_three_seeds_to_the_pair_kim_and_rush_compare():
     full = translation_seeds("full")
     assert set(full) == set(TRANSLATION_ROLES) - {"teacher"}
     assert {role for role, seeds in full.items() if len(seeds) >= 3} == {"alone", "seq_kd"}
+
+
+def test_the_goals_read_the_teacher_and_the_sequence_level_student():
+    def row(bleu: float, speedup: float) -> dict:
+        return {"test": {"bleu_greedy": {"mean": bleu}}, "speedup": speedup}
+
+    met = translation_goal_checks({"rows": {"teacher": row(21.0, 1.0), "seq_kd": row(20.5, 3.5)}})
+    assert [(goal.measured, goal.met) for goal in met] == [(21.0, True), (0.5, True), (3.5, True)]
+    missed = translation_goal_checks({"rows": {"teacher": row(18.0, 1.0), "seq_kd": row(15.0, 2.0)}})
+    assert [(goal.measured, goal.met) for goal in missed] == [(18.0, False), (3.0, False), (2.0, False)]
+    assert "sequence-level KD" in missed[1].goal

@@ -32,7 +32,8 @@ from course_lib.data import MnistData, Sentence, mnist_tensors
 from course_lib.serve.bundle import INT8_FILE, ONNX_FILE, WEIGHTS_FILE, load_bundle
 from course_lib.cases.deploy.bundles import BundlePair
 from course_lib.train.latency import LatencyStats, interleaved_latency
-from course_lib.cases.ner.compare import GoalCheck, timing_batches
+from course_lib.cases.common import GoalCheck
+from course_lib.cases.ner.compare import timing_batches
 from course_lib.serve.predict import DigitPredictor, NerPredictor, make_runner
 from course_lib.nn.transformer import count_parameters
 from course_lib.train.tagging import entity_scores

@@ -25,6 +25,7 @@ from course_lib.data import CharVocab, NerCorpus, Sentence, collate_ner, load_ms
 from course_lib.train.latency import interleaved_latency
 from course_lib.train.fit import Trained
 from course_lib.train.tagging import per_type_report
+from course_lib.cases.common import GoalCheck
 from course_lib.cases.ner.models import NER_ROLES, ner_student, ner_teacher
 from course_lib.cases.ner.tagger import TaggerRecipe, scoring_loader
 from course_lib.nn.transformer import count_parameters
@@ -139,16 +140,6 @@ def _measure_row(role: str, trained: Trained, test: Sequence[Sentence], latency:
         dev_curve=list(trained.metrics["dev_curve"]),
         train_seconds=trained.seconds,
     )
-
-
-@dataclass
-class GoalCheck:
-    """One course goal: what it asks, what was measured, and whether it was met (chapter 07)."""
-
-    goal: str
-    target: float
-    measured: float
-    met: bool
 
 
 @dataclass

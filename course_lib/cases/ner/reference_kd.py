@@ -34,8 +34,8 @@ from typing import Any
 
 from torch import nn
 
-from course_lib.cases.common import Role, check_role, roles, seed_spread, seed_verdict, seeds_by_role
-from course_lib.cases.ner.compare import GoalCheck, cpu_latencies
+from course_lib.cases.common import GoalCheck, Role, check_role, roles, seed_spread, seed_verdict, seeds_by_role
+from course_lib.cases.ner.compare import cpu_latencies
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.tagger import (
     TAGGER_KEY,
