@@ -43,9 +43,11 @@ def readme_table(payload: dict) -> str:
     teacher = rows["teacher"]
     seeds = "; ".join(f"{rows[role]['title'].split(' ')[0]} {len(rows[role]['seeds'])}"
                       for role in TRANSLATION_ROLES if role != "teacher" and role in rows)
+    training = sum(sum(row["train_seconds"]["per_seed"]) for role, row in rows.items() if role != "teacher")
     lines = [
         f"_Source: `results/mt_kd_{payload['mode']}.json` ({payload['mode']} mode{epoch_caps_text(payload)}, "
-        f"{payload['device']}, {payload['wall_seconds'] / 60:.0f} min wall time; {payload['train_pairs']:,} training "
+        f"{payload['device']}, {payload['wall_seconds'] / 60:.0f} min wall time, models from the cache included, "
+        f"{training / 60:.0f} min of student training in all; {payload['train_pairs']:,} training "
         f"verse pairs ({payload['dropped_long_pairs']:,} longer than {payload['max_len']} subwords left out), "
         f"{payload['vocab_size']:,} shared BPE subwords; {payload['test_pairs']:,} test verses (Ruth, Proverbs, Acts); "
         f"seeds per student: {seeds}; mean ± sd; beam {payload['beam_size']}; time per sentence: greedy, "
