@@ -1,6 +1,6 @@
-"""Figures of chapter 09's two cases (news sentiment, Tang poetry): per-class F1, and a live run beside a results file.
+"""Figures of chapter 09's cases: per-class F1, a run beside a results file, students' share of the teacher beside a paper's.
 
-Both functions take the measured rows as plain dicts keyed by role — what a case's
+The first two take the measured rows as plain dicts keyed by role — what a case's
 ``to_dict()["rows"]`` returns and what ``results/*_kd_full.json`` holds — draw on the ``ax`` they
 are given (or a new figure), and return it.
 """
@@ -83,4 +83,41 @@ def plot_fast_and_full(fast: Rows, full: Rows, metric: str, *, xlabel: str, scal
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_teacher_share(per_seed: Mapping[str, Sequence[float]], teacher: float, published: Mapping[str, float],
+                       published_teacher: float, *, xlabel: str, ax: Axes | None = None) -> Axes:
+    """Each student's score as a percentage of its teacher's, beside a paper's students and teacher (chapter 09).
+
+    ``per_seed`` maps a student's name to its scores over seeds: the bar is their mean over
+    ``teacher``, the error bar one standard deviation. ``published`` maps some of the same names
+    to the paper's scores, drawn as a share of ``published_teacher`` beside ours. A line marks 100 %.
+    """
+    names = _roles(per_seed, "per_seed")
+    unknown = sorted(set(published) - set(names))
+    if unknown:
+        raise ValueError(f"published has names that per_seed lacks: {unknown}")
+    for name, value in (("teacher", teacher), ("published_teacher", published_teacher)):
+        if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+            raise ValueError(f"{name} must be a positive score, got {value!r}")
+    ax = axes_or_new(ax, (6, 3))
+    positions = np.arange(len(names))
+    for name in names:
+        scores = per_seed[name]
+        if not scores or any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) for v in scores):
+            raise ValueError(f"per_seed[{name!r}] must be a non-empty sequence of finite scores, got {scores!r}")
+    ours = [100 * float(np.mean(per_seed[name])) / teacher for name in names]
+    spread = [100 * float(np.std(per_seed[name], ddof=1)) / teacher if len(per_seed[name]) > 1 else 0.0
+              for name in names]
+    ax.barh(positions - 0.19, ours, 0.38, xerr=spread, label="this course", color="#3182bd", capsize=3)
+    theirs = [(index, 100 * published[name] / published_teacher)
+              for index, name in enumerate(names) if name in published]
+    ax.barh([index + 0.19 for index, _ in theirs], [share for _, share in theirs], 0.38, label="published",
+            color="#bdbdbd")
+    ax.axvline(100, color="black", linewidth=1, linestyle="--")
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, loc="lower right")
     return ax

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from course_lib.views.applications import plot_fast_and_full, plot_per_class_f1
+from course_lib.views.applications import plot_fast_and_full, plot_per_class_f1, plot_teacher_share
 
 LABELS = ("positive", "neutral", "negative")
 ROWS = {
@@ -42,12 +42,26 @@ def test_fast_and_full_pairs_the_two_runs_for_every_role_in_the_fast_order():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["teacher", "(a) student"]
 
 
+def test_teacher_share_draws_our_mean_and_spread_beside_the_published_share():
+    _, ax = plt.subplots()
+    per_seed = {"(a) alone": [9.0, 10.0, 11.0], "(b) word KD": [12.0], "(d) both": [15.0]}
+    published = {"(a) alone": 14.7, "(b) word KD": 15.4}
+    assert plot_teacher_share(per_seed, 20.0, published, 17.7, xlabel="% of the teacher's BLEU", ax=ax) is ax
+    widths = [patch.get_width() for patch in ax.patches]
+    assert widths == pytest.approx([50, 60, 75, 100 * 14.7 / 17.7, 100 * 15.4 / 17.7])
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(per_seed)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["this course", "published"]
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: plot_per_class_f1({}, LABELS), "non-empty mapping"),
     (lambda: plot_per_class_f1(ROWS, "positive"), "labels must be"),
     (lambda: plot_per_class_f1({"t": {"macro_f1": 0.5, "per_class_f1": {"positive": 1}}}, LABELS), "'neutral'"),
     (lambda: plot_fast_and_full(ROWS, {"teacher": {"macro_f1": 0.6}}, "macro_f1", xlabel="x"), "no row 'scratch'"),
     (lambda: plot_fast_and_full(ROWS, ROWS, "accuracy", xlabel="x"), "must be a finite number"),
+    (lambda: plot_teacher_share({"a": [1.0]}, 0.0, {}, 10.0, xlabel="x"), "teacher must be a positive score"),
+    (lambda: plot_teacher_share({"a": [1.0]}, 2.0, {"b": 1.0}, 10.0, xlabel="x"), r"lacks: \['b'\]"),
+    (lambda: plot_teacher_share({"a": []}, 2.0, {}, 10.0, xlabel="x"), "non-empty sequence of finite scores"),
 ])
 def test_bad_rows_say_what_is_wrong(call, match):
     with pytest.raises(ValueError, match=match):
