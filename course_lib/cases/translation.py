@@ -179,7 +179,7 @@ def translation_seeds(mode: str) -> dict[str, tuple[int, ...]]:
 
     Fast mode trains each student once. Full mode gives three seeds to the pair whose gap is
     Kim & Rush's main claim, references only against sequence-level KD, and one each to the
-    word-level students: on two CPU cores a student takes about ten minutes.
+    word-level students: on two CPU cores a student takes 6 to 15 minutes.
     """
     return dict(_SEEDS[check_mode(mode)])
 
