@@ -5,8 +5,9 @@ students, each with a title and a distillation method — are one :data:`_Roles`
 come from a teacher's shape and budget per mode and a student's shape
 (:func:`role_recipe`); :func:`teacher_then_students` trains the teacher first and hands it to every
 student; :func:`batch1_latency` times every model the same way on one CPU thread; :func:`rounded`
-writes the measured rows into a results file; :func:`seed_verdict` says what scores over several
-seeds allow one to claim.
+writes the measured rows into a results file; :func:`seeds_by_role` gives each student its seeds and
+:func:`seed_verdict` says what scores over several seeds allow one to claim; :class:`GoalCheck`
+sets a measurement beside a course goal.
 """
 
 from __future__ import annotations
