@@ -29,13 +29,7 @@ from course_lib.cases.translation_reference import as_trained, reference_student
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.train.recipe import cap_epochs
-
-
-def _score(summary: dict) -> str:
-    """``"12.3"`` for one seed, ``"12.3 ± 0.4"`` for several."""
-    if len(summary["per_seed"]) == 1:
-        return f"{summary['mean']:.1f}"
-    return f"{summary['mean']:.1f} ± {summary['sd']:.1f}"
+from course_lib.views.tables import mean_sd
 
 
 def readme_table(payload: dict) -> str:
@@ -63,7 +57,7 @@ def readme_table(payload: dict) -> str:
         published = paper.get(paper_row.get(role, ""), "–")
         lines.append(
             f"| {row['title']} | {row['parameters']:,} ({row['parameters'] / teacher['parameters']:.0%}) | "
-            f"{_score(test['bleu_greedy'])} | {_score(test['bleu_beam'])} | {_score(test['chrf_beam'])} | "
+            f"{mean_sd(test['bleu_greedy'])} | {mean_sd(test['bleu_beam'])} | {mean_sd(test['chrf_beam'])} | "
             f"{row['ms_per_sentence']:.1f} | {row['speedup']:.1f}× | {published} |"
         )
     lines += ["", "Against (a), test BLEU with greedy decoding:"]
@@ -92,8 +86,8 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
                                      latency_rounds=args.latency_rounds, teacher=as_trained(artefact))
     for row in comparison["rows"].values():
         test = row["test"]
-        print(f"{row['title']:<42} BLEU greedy {_score(test['bleu_greedy']):>11}  "
-              f"beam {_score(test['bleu_beam']):>11}  chrF {_score(test['chrf_beam']):>11}  "
+        print(f"{row['title']:<42} BLEU greedy {mean_sd(test['bleu_greedy']):>11}  "
+              f"beam {mean_sd(test['bleu_beam']):>11}  chrF {mean_sd(test['chrf_beam']):>11}  "
               f"{row['parameters']:>10,} params  {row['ms_per_sentence']:7.1f} ms  "
               f"{row['train_seconds']['mean']:7.1f} s")
     for role, verdict in comparison["verdicts"].items():

@@ -20,10 +20,7 @@ from course_lib.cases.ner.recipe_study import ARCHITECTURE_VARIANTS, architectur
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark
 from course_lib.data import load_msra
-
-
-def _score(summary: dict) -> str:
-    return f"{100 * summary['mean']:.1f} ± {100 * summary['sd']:.1f}"
+from course_lib.views.tables import mean_sd
 
 
 def readme_table(payload: dict) -> str:
@@ -44,7 +41,8 @@ def readme_table(payload: dict) -> str:
     for row in rows.values():
         lines.append(f"| {row['title']} | {row['parameters']:,} | "
                      + " | ".join(f"{100 * row['dev_f1_by_lr'][f'{rate:g}']:.1f}" for rate in rates)
-                     + f" | {row['lr']:g} | {_score(row['test_f1'])} | {_score(row['test_f1_argmax'])} |")
+                     + f" | {row['lr']:g} | {mean_sd(row['test_f1'], scale=100)} | "
+                     f"{mean_sd(row['test_f1_argmax'], scale=100)} |")
     lines += ["", *(f"- {verdict}." for verdict in payload["verdicts"].values())]
     return "\n".join(lines)
 
@@ -53,7 +51,8 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
     """Tune, train and score every architecture over the seeds."""
     study = architecture_study(context, corpus=load_msra(), seeds=tuple(args.seeds))
     for row in study["rows"].values():
-        print(f"{row['title']:<48} lr {row['lr']:g}  test F1 {_score(row['test_f1'])}  {row['parameters']:>9,} params")
+        print(f"{row['title']:<48} lr {row['lr']:g}  test F1 {mean_sd(row['test_f1'], scale=100)}  "
+              f"{row['parameters']:>9,} params")
     for verdict in study["verdicts"].values():
         print(verdict)
     return {**study, "recipe": study_recipe(ARCHITECTURE_VARIANTS[0], args.mode).to_dict()}

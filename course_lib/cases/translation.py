@@ -448,7 +448,7 @@ def teacher_translations(teacher: Seq2SeqTransformer, sources: Sequence[list[int
     key computes them again and replaces the file.
     """
     key = {"teacher": _weights_sha256(teacher), "beam_size": str(beam_size), "max_len": str(max_len),
-           "sources": sha256_text(json.dumps([list(source) for source in sources]))}
+           "sources": sha256_json([list(source) for source in sources])}
     try:
         saved = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 def markdown_table(header: list[str], rows: list[tuple]) -> str:
     """A Markdown table: ``header`` cells, then one line per row, cells turned into text (chapter 09)."""
@@ -15,3 +18,12 @@ def show_table(header: list[str], rows: list[tuple]) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(markdown_table(header, rows)))
+
+
+def mean_sd(summary: Mapping[str, Any], scale: float = 1.0) -> str:
+    """A score over seeds (``{"per_seed", "mean", "sd"}``) as ``"12.3 ± 0.4"``, or ``"12.3"`` from one (chapter 06).
+
+    ``scale`` turns the score into the unit shown (100 for F1 in points).
+    """
+    text = f"{scale * summary['mean']:.1f}"
+    return text if len(summary["per_seed"]) == 1 else f"{text} ± {scale * summary['sd']:.1f}"

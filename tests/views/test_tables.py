@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from course_lib.views.tables import markdown_table, show_table
+from course_lib.views.tables import markdown_table, mean_sd, show_table
 
 
 
@@ -17,3 +17,9 @@ def test_show_table_displays_markdown(monkeypatch):
     monkeypatch.setattr(IPython.display, "display", shown.append)
     show_table(["model", "F1"], [("teacher", "64.3")])
     assert shown[0].data == "| model | F1 |\n|---|---|\n| teacher | 64.3 |"
+
+
+def test_mean_sd_shows_the_spread_only_over_several_seeds():
+    assert mean_sd({"per_seed": [9.0, 9.1, 9.2], "mean": 9.1, "sd": 0.1}) == "9.1 ± 0.1"
+    assert mean_sd({"per_seed": [11.0], "mean": 11.0, "sd": 0.0}) == "11.0"
+    assert mean_sd({"per_seed": [0.72, 0.73], "mean": 0.725, "sd": 0.004}, scale=100) == "72.5 ± 0.4"
