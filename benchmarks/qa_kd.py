@@ -6,18 +6,20 @@
     .venv/bin/python benchmarks/qa_kd.py --readme-only      # rewrite the README table from the JSON
 
 Turns every MSRA sentence into three questions, one per entity type, and trains the span
-extractors of ``course_lib.cases.qa.compare`` — the teacher, a student on the gold spans and a
-student distilled from the teacher's start and end probabilities (span-level KD) — then scores
-them with ``compare_span_qa``: exact-match span F1 (overall, per type), precision, recall,
-parameters and CPU latency at batch 1, beside chapter 07's shipped BIO tagger answering the same
-test passages. Full mode reads every training sentence (meant for a GPU); the JSON holds every
-row, the question counts, answered examples, the recipes, Li et al.'s figure, wall time and device.
+extractors of ``course_lib.cases.qa.compare`` — the teacher (started from the encoder of chapter
+07's shipped tagger), a student on the gold spans and a student distilled from the teacher's start
+and end probabilities (span-level KD) — then scores them with ``compare_span_qa``: exact-match
+span F1 (overall, per type), precision, recall, parameters and CPU latency at batch 1, beside
+chapter 07's shipped BIO tagger answering the same test passages. Full mode reads every training
+sentence and runs on a CPU; the JSON holds every row, the question counts, answered examples, the
+recipes, Li et al.'s figure, wall time and device.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from course_lib.cases.common import seed_verdict
 from course_lib.cases.qa.compare import SPAN_QA_ROLES, compare_span_qa, span_qa_recipe
 from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark, epoch_caps_text
@@ -49,7 +51,10 @@ def readme_table(payload: dict) -> str:
             f"{100 * kinds['PER']:.1f} | {100 * kinds['LOC']:.1f} | {100 * kinds['ORG']:.1f} | "
             f"{row['latency_batch1_ms']:.2f} |"
         )
-    lines += ["", f"Li et al. (2020), {paper['model']} ({paper['parameters'] / 1e6:.0f}M parameters): "
+    verdict = seed_verdict([rows["span_kd"]["f1"]], [rows["scratch"]["f1"]],
+                           names=("span-level KD", "the student alone"), unit="F1 points", scale=100)
+    lines += ["", f"Span-level KD against the student alone: {verdict}.",
+              "", f"Li et al. (2020), {paper['model']} ({paper['parameters'] / 1e6:.0f}M parameters): "
                   f"F1 {100 * paper['msra_f1']:.2f} on MSRA, with a pretrained encoder."]
     return "\n".join(lines)
 

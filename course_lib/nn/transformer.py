@@ -345,6 +345,40 @@ class SequenceClassifier(nn.Module):
         return output
 
 
+_FREE_TO_DIFFER = ("vocab_size", "max_len", "dropout")
+
+
+@torch.no_grad()
+def load_encoder_weights(target: TransformerEncoder, source: TransformerEncoder) -> int:
+    """Copy a trained encoder's weights into ``target``, which may read more tokens; returns the new rows (chapter 09).
+
+    This is how a pretrained encoder starts a model for another task (BERT-MRC starts from BERT).
+    Both encoders must have the same shape apart from ``vocab_size``, ``max_len`` and ``dropout``;
+    ``target``'s token ids must extend ``source``'s (the same id for every token ``source`` knows),
+    and the token rows past ``source``'s vocabulary (e.g. ``[CLS]`` and ``[SEP]``) keep their
+    initialisation.
+    """
+    for name, encoder in (("target", target), ("source", source)):
+        if not isinstance(encoder, TransformerEncoder):
+            raise TypeError(f"{name} must be a TransformerEncoder (a model's .encoder), got {type(encoder).__name__}")
+    names = [item.name for item in dataclasses.fields(TransformerConfig) if item.name not in _FREE_TO_DIFFER]
+    differ = [f"{name} {getattr(target.config, name)!r} vs {getattr(source.config, name)!r}"
+              for name in names if getattr(target.config, name) != getattr(source.config, name)]
+    if differ:
+        raise ValueError("target and source encoders differ in shape (" + "; ".join(differ)
+                         + "): build the target with the source's config, changing only vocab_size")
+    new_rows = target.config.vocab_size - source.config.vocab_size
+    if new_rows < 0:
+        raise ValueError(f"target reads {target.config.vocab_size} tokens, fewer than the source's "
+                         f"{source.config.vocab_size}: extend the source's vocabulary, do not cut it")
+    state = source.state_dict()
+    own = target.state_dict()
+    own["embed.weight"][: source.config.vocab_size] = state.pop("embed.weight")
+    for name, tensor in state.items():
+        own[name].copy_(tensor)
+    return new_rows
+
+
 def count_parameters(model: nn.Module) -> int:
     """Return the number of parameters of ``model`` (shared parameters counted once) (chapter 01)."""
     if not isinstance(model, nn.Module):

@@ -33,6 +33,7 @@ def test_the_block_lists_teacher_students_then_the_tagger_beside_li_et_al():
     assert "| (b) student, span-level KD | 200,000 (10%) | 65.0 | 67.0 | 63.0 | 70.0 | 65.0 | 55.0 | 1.50 |" in table
     assert "120,000 training and 12,000 test questions" in table and "epochs capped at 4" in table
     assert f"F1 {100 * LI_2020['msra_f1']:.2f} on MSRA" in table
+    assert "Span-level KD against the student alone: one seed each: too few" in table, "one seed is no finding"
 
 
 def test_readme_only_rewrites_just_the_marked_block(tmp_path):

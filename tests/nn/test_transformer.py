@@ -13,6 +13,7 @@ from course_lib.nn.transformer import (
     TransformerConfig,
     TransformerEncoder,
     count_parameters,
+    load_encoder_weights,
 )
 
 VOCAB = 30
@@ -213,6 +214,36 @@ def test_count_parameters_matches_formula():
     assert count_parameters(post) == expected - max_len * d - 2 * d
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         count_parameters("tagger")
+
+
+# --- starting from a trained encoder ----------------------------------------------------
+
+
+def test_a_trained_encoder_starts_a_model_over_a_longer_vocabulary():
+    torch.manual_seed(0)
+    source = TokenTagger(_config(positional="relative", bigram_buckets=64, bigram_dim=8), num_labels=3).encoder
+    target = TokenTagger(_config(positional="relative", bigram_buckets=64, bigram_dim=8, vocab_size=VOCAB + 2,
+                                 max_len=40, dropout=0.0), num_labels=5).encoder
+    untouched = target.embed.weight[VOCAB:].clone()
+    assert load_encoder_weights(target, source) == 2
+    assert torch.equal(target.embed.weight[:VOCAB], source.embed.weight)
+    assert torch.equal(target.embed.weight[VOCAB:], untouched), "the new tokens keep their initialisation"
+    for name, tensor in source.state_dict().items():
+        if name != "embed.weight":
+            assert torch.equal(target.state_dict()[name], tensor), name
+    ids = _ids()
+    source.eval(), target.eval()
+    assert torch.allclose(target(ids).hidden[-1], source(ids).hidden[-1]), "over the old tokens both encode alike"
+
+
+def test_loading_encoder_weights_refuses_other_shapes():
+    source = TransformerEncoder(_config())
+    with pytest.raises(ValueError, match=r"differ in shape \(d_model 32 vs 16; num_heads 8 vs 4\)"):
+        load_encoder_weights(TransformerEncoder(_config(d_model=32, num_heads=8)), source)
+    with pytest.raises(ValueError, match="fewer than the source's 30"):
+        load_encoder_weights(TransformerEncoder(_config(vocab_size=20)), source)
+    with pytest.raises(TypeError, match="target must be a TransformerEncoder"):
+        load_encoder_weights(TokenTagger(_config(), num_labels=3), source)
 
 
 # --- bad input --------------------------------------------------------------------------

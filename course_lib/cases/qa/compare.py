@@ -7,10 +7,13 @@ they report 95.75 F1 on MSRA. This case builds that task from the course's MSRA 
 (:mod:`course_lib.cases.qa.spans`), for the span models and, on the same passages, for chapter
 07's shipped BIO tagger.
 
-Three roles share the teacher's character vocabulary, sentences and epochs: the teacher, a tiny
-``scratch`` student on the labels only, and a tiny ``span_kd`` student that also matches the
-teacher's start/end probabilities (:func:`~course_lib.cases.qa.spans.span_kd_loss`). This is not
-open-domain QA: the questions are three fixed templates and the "document" is one sentence.
+Three roles share the teacher's character vocabulary and sentences: the teacher, which starts
+from the encoder of chapter 07's shipped tagger as BERT-MRC starts from BERT
+(:func:`~course_lib.nn.transformer.load_encoder_weights`), a small ``scratch`` student on the
+labels only, and a small ``span_kd`` student that also matches the teacher's start/end
+probabilities (:func:`~course_lib.cases.qa.spans.span_kd_loss`); the two students start from
+random weights and get the same epochs. This is not open-domain QA: the questions are three
+fixed templates and the "document" is one sentence.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from course_lib.cases.common import (
     rounded,
     teacher_then_students,
 )
+from course_lib.cases.ner.reference import ARTEFACT_NAME as NER_TEACHER
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.qa.questions import (
     ENTITY_TYPES,
@@ -47,6 +51,7 @@ from course_lib.cases.qa.questions import (
     qa_examples,
     qa_loader,
     qa_vocab,
+    qa_vocab_over,
 )
 from course_lib.cases.qa.spans import (
     batches_spans,
@@ -64,7 +69,7 @@ from course_lib.files import sha256_json
 from course_lib.kd.methods import DistillRecipe
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.span import SpanExtractor
-from course_lib.nn.transformer import TransformerShape, count_parameters
+from course_lib.nn.transformer import TransformerShape, count_parameters, load_encoder_weights
 from course_lib.train.cache import load_or_train, model_path
 from course_lib.train.fit import Trained, cpu_threads, fit
 
@@ -86,7 +91,9 @@ class SpanQARecipe(DistillRecipe, TransformerShape):
     type. ``method`` is "labels" (binary cross-entropy on the gold starts and ends) or "logits"
     (span-level KD at ``temperature``, ``alpha`` on the labels); ``positive_weight`` weighs the gold
     starts and ends in the cross-entropy (:func:`span_loss`). ``max_span`` bounds a decoded
-    answer's length in characters.
+    answer's length in characters. ``encoder_from`` names a shipped model whose encoder starts this
+    one (``"ner_teacher"``: chapter 07's tagger, as BERT-MRC starts from BERT; the shape must be its
+    shape) or is None (random initialisation).
     """
 
     epochs: int = 2
@@ -99,9 +106,11 @@ class SpanQARecipe(DistillRecipe, TransformerShape):
     max_span: int = 30
     positive_weight: float = 1.0
     threads: int = 1
+    encoder_from: str | None = None
 
     def check(self) -> None:
         super().check()
+        checks.one_of("encoder_from", self.encoder_from, (None, NER_TEACHER))
         checks.one_of("method", self.method, ("labels", "logits"))
         checks.optional_positive_int("train_sentences", self.train_sentences)
         checks.optional_positive_int("dev_sentences", self.dev_sentences)
@@ -112,27 +121,29 @@ class SpanQARecipe(DistillRecipe, TransformerShape):
         self.model_config(2)
 
 
+# The teacher has the shape of chapter 07's shipped tagger, whose encoder it starts from.
+_NER_TEACHER_SHAPE = {"d_model": 128, "num_heads": 4, "num_layers": 4, "d_ff": 512, "positional": "relative",
+                      "bigram_buckets": 32768, "bigram_dim": 64, "encoder_from": NER_TEACHER}
 _TEACHER = {
-    "fast": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "max_len": 64, "train_sentences": 2000,
-             "dev_sentences": 300, "epochs": 3, "lr": 3e-3, "positive_weight": 5.0, "bigram_buckets": 4096,
-             "bigram_dim": 32},
-    "full": {"d_model": 256, "num_heads": 8, "num_layers": 4, "d_ff": 1024, "max_len": 160, "train_sentences": None,
-             "dev_sentences": None, "epochs": 8, "lr": 5e-4, "patience": 2, "threads": 2, "positive_weight": 2.0,
-             "bigram_buckets": 16384, "bigram_dim": 64},
+    "fast": {**_NER_TEACHER_SHAPE, "max_len": 64, "train_sentences": 2000, "dev_sentences": 300, "epochs": 2,
+             "lr": 2e-3, "positive_weight": 2.0, "threads": 2},
+    "full": {**_NER_TEACHER_SHAPE, "max_len": 128, "train_sentences": None, "dev_sentences": None, "epochs": 1,
+             "lr": 1e-3, "threads": 2, "positive_weight": 2.0},
 }
-_TINY = {
-    "fast": {"d_model": 16, "num_heads": 2, "num_layers": 1, "d_ff": 64, "lr": 5e-3, "bigram_buckets": 4096,
-             "bigram_dim": 4},
-    "full": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "lr": 2e-3, "bigram_buckets": 16384,
-             "bigram_dim": 16},
+# Both students start from random weights, so they get the epochs that the pretrained teacher does not need.
+_STUDENT = {
+    "fast": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "positional": "relative", "epochs": 3,
+             "lr": 5e-3, "bigram_buckets": 8192, "bigram_dim": 32},
+    "full": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "positional": "relative", "epochs": 2,
+             "batch_size": 64, "lr": 3e-3, "bigram_buckets": 8192, "bigram_dim": 32},
 }
 _TEST_SENTENCES = {"fast": 1000, "full": None}
 
 
 def span_qa_recipe(role: str, mode: str) -> SpanQARecipe:
-    """The course's recipe for ``role`` in ``mode``; the students read the teacher's sentences for its epochs (chapter 09)."""
-    return role_recipe(SpanQARecipe, SPAN_QA_ROLES, role, mode, _TEACHER, _TINY,
-                       ("max_len", "epochs", "patience", "train_sentences", "dev_sentences", "threads", "positive_weight"))
+    """The course's recipe for ``role`` in ``mode``; the students read the teacher's sentences (chapter 09)."""
+    return role_recipe(SpanQARecipe, SPAN_QA_ROLES, role, mode, _TEACHER, _STUDENT,
+                       ("max_len", "patience", "train_sentences", "dev_sentences", "threads", "positive_weight"))
 
 
 @dataclass
@@ -207,7 +218,9 @@ def span_qa_model(context: CourseContext, role: str, recipe: SpanQARecipe, data:
     """The cached span extractor of ``role`` and ``recipe``, or train and cache it; a student needs ``teacher`` (chapter 09).
 
     A model is keyed by its recipe, the training questions and (a student) the teacher's
-    checkpoint; students read the teacher's vocabulary.
+    checkpoint; students read the teacher's vocabulary. A recipe with ``encoder_from`` starts from
+    that shipped encoder (keyed by its weights' sha256) and reads its vocabulary with the
+    question's tokens added (:func:`~course_lib.cases.qa.questions.qa_vocab_over`).
     """
     mode, device = context_mode_and_device(context)
     check_role(role, SPAN_QA_ROLES)
@@ -221,16 +234,26 @@ def span_qa_model(context: CourseContext, role: str, recipe: SpanQARecipe, data:
     depends_on: dict[str, Any] = {"data": data.digest}
     if not is_teacher:
         depends_on["teacher"] = teacher.path
+    pretrained = reference_teacher() if recipe.encoder_from == NER_TEACHER else None
+    if pretrained is not None:
+        depends_on["encoder"] = pretrained.provenance["weights_sha256"]
 
     def build(vocab: CharVocab | None) -> nn.Module:
         torch.manual_seed(recipe.seed)
-        return SpanExtractor(recipe.model_config(len(vocab)))
+        model = SpanExtractor(recipe.model_config(len(vocab)))
+        if pretrained is not None:
+            load_encoder_weights(model.encoder, pretrained.model.encoder)
+        return model
 
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         teacher_model = teacher.model.to(device).eval() if recipe.method == "logits" else None
         return _fit_span_model(model, role, recipe, data, vocab, teacher_model, device, progress)
 
-    vocab = (lambda: qa_vocab(data.train, recipe.vocab_min_freq)) if is_teacher else (lambda: teacher.vocab)
+    def vocab() -> CharVocab:
+        if pretrained is not None:
+            return qa_vocab_over(pretrained.vocab)
+        return qa_vocab(data.train, recipe.vocab_min_freq) if is_teacher else teacher.vocab
+
     return load_or_train(model_path(f"span_qa_{role}", mode), recipe, build=build, train=train, vocab=vocab,
                          depends_on=depends_on, device=device)
 

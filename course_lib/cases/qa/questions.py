@@ -82,6 +82,19 @@ def qa_vocab(examples: Sequence[QAExample], min_freq: int = 1) -> CharVocab:
     return CharVocab.from_texts([*passages.values(), *QUESTIONS.values()], min_freq=min_freq, specials=(CLS, SEP))
 
 
+def qa_vocab_over(base: CharVocab) -> CharVocab:
+    """``base`` with ``[CLS]``, ``[SEP]`` and any question character it lacks added after its own tokens (chapter 09).
+
+    Every token of ``base`` keeps its id, so an encoder trained over ``base`` (chapter 07's tagger)
+    reads the questions with the embeddings it learned; only the added tokens are new.
+    """
+    if not isinstance(base, CharVocab):
+        raise TypeError(f"base must be a CharVocab, got {type(base).__name__}")
+    known = set(base.tokens())
+    added = [CLS, SEP, *sorted({char for question in QUESTIONS.values() for char in question} - known)]
+    return CharVocab([*base.tokens(), *(token for token in added if token not in known)])
+
+
 def encode_example(example: QAExample, vocab: CharVocab) -> tuple[list[int], int]:
     """The ids of ``[CLS] question [SEP] passage`` and the offset of the passage's first character (chapter 09).
 

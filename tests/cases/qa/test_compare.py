@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from course_lib.cases.qa.compare import (
     SPAN_QA_ROLES,
@@ -15,6 +16,7 @@ from course_lib.cases.qa.compare import (
     span_qa_model,
     span_qa_recipe,
 )
+from course_lib.cases.ner.reference import reference_teacher
 from course_lib.data import NerCorpus
 from course_lib.nn.span import SpanExtractor
 from course_lib.nn.transformer import count_parameters
@@ -29,8 +31,10 @@ def corpus() -> NerCorpus:
 def test_course_recipes_keep_the_students_small_and_on_the_teachers_data():
     for mode in ("fast", "full"):
         recipes = {role: span_qa_recipe(role, mode) for role in SPAN_QA_ROLES}
-        assert len({(r.max_len, r.epochs, r.train_sentences) for r in recipes.values()}) == 1
+        assert len({(r.max_len, r.train_sentences) for r in recipes.values()}) == 1
+        assert recipes["scratch"].epochs == recipes["span_kd"].epochs, "the students get the same budget"
         assert [r.method for r in recipes.values()] == ["labels", "labels", "logits"]
+        assert recipes["teacher"].encoder_from == "ner_teacher"
         sizes = {role: count_parameters(SpanExtractor(r.model_config(4000))) for role, r in recipes.items()}
         assert sizes["scratch"] <= 0.25 * sizes["teacher"], sizes
 
@@ -38,6 +42,7 @@ def test_course_recipes_keep_the_students_small_and_on_the_teachers_data():
 @pytest.mark.parametrize("fields, match", [
     ({"method": "layers"}, "method must be one of"), ({"max_len": 20}, "no room for a passage"),
     ({"max_span": 0}, "max_span must be a positive int"), ({"train_sentences": 0}, "train_sentences"),
+    ({"encoder_from": "bert"}, "encoder_from must be one of"),
 ])
 def test_bad_recipes_say_what_is_wrong(fields, match):
     with pytest.raises(ValueError, match=match):
@@ -63,6 +68,24 @@ def test_the_comparison_trains_every_role_and_scores_the_tagger_on_the_same_pass
     with pytest.raises(ValueError, match="same max_len"):
         compare_span_qa(context, corpus=corpus, recipes={**recipes, "scratch": dataclasses.replace(recipes["scratch"], max_len=48)},
                         progress=False)
+
+
+def test_the_teacher_starts_from_chapter_07s_shipped_encoder(corpus, context, model_cache):
+    recipe = dataclasses.replace(span_qa_recipe("teacher", "fast"), max_len=40, epochs=1, lr=1e-9, dropout=0.0,
+                                 train_sentences=32, dev_sentences=8, threads=1)
+    shipped = reference_teacher()
+    trained = span_qa_model(context, "teacher", recipe, span_qa_data(corpus, recipe), progress=False)
+    assert trained.vocab.tokens()[:len(shipped.vocab)] == shipped.vocab.tokens(), "every known character keeps its id"
+    assert {"[CLS]", "[SEP]"} <= set(trained.vocab.tokens()[len(shipped.vocab):])
+    known = len(shipped.vocab)
+    embeddings = trained.model.encoder.embed.weight.detach().cpu()[:known]
+    assert torch.allclose(embeddings, shipped.model.encoder.embed.weight, atol=1e-4), "a tiny lr leaves them as loaded"
+    block = "blocks.3.feed_forward.fc2.weight"
+    assert torch.allclose(trained.model.encoder.state_dict()[block].cpu(), shipped.model.encoder.state_dict()[block],
+                          atol=1e-4)
+    with pytest.raises(ValueError, match="differ in shape"):
+        span_qa_model(context, "teacher", dataclasses.replace(recipe, d_model=64), span_qa_data(corpus, recipe),
+                      progress=False)
 
 
 def test_bad_inputs_raise_clear_errors(corpus, context, model_cache):
