@@ -87,12 +87,14 @@ def plot_fast_and_full(fast: Rows, full: Rows, metric: str, *, xlabel: str, scal
 
 
 def plot_teacher_share(per_seed: Mapping[str, Sequence[float]], teacher: float, published: Mapping[str, float],
-                       published_teacher: float, *, xlabel: str, ax: Axes | None = None) -> Axes:
+                       published_teacher: float, *, xlabel: str, paper: str = "published",
+                       ax: Axes | None = None) -> Axes:
     """Each student's score as a percentage of its teacher's, beside a paper's students and teacher (chapter 09).
 
     ``per_seed`` maps a student's name to its scores over seeds: the bar is their mean over
     ``teacher``, the error bar one standard deviation. ``published`` maps some of the same names
-    to the paper's scores, drawn as a share of ``published_teacher`` beside ours. A line marks 100 %.
+    to the paper's scores, drawn as a share of ``published_teacher`` beside ours and labelled ``paper``
+    (e.g. "Kim & Rush 2016"). A line marks 100 %.
     """
     names = _roles(per_seed, "per_seed")
     unknown = sorted(set(published) - set(names))
@@ -113,7 +115,7 @@ def plot_teacher_share(per_seed: Mapping[str, Sequence[float]], teacher: float, 
     ax.barh(positions - 0.19, ours, 0.38, xerr=spread, label="this course", color="#3182bd", capsize=3)
     theirs = [(index, 100 * published[name] / published_teacher)
               for index, name in enumerate(names) if name in published]
-    ax.barh([index + 0.19 for index, _ in theirs], [share for _, share in theirs], 0.38, label="published",
+    ax.barh([index + 0.19 for index, _ in theirs], [share for _, share in theirs], 0.38, label=paper,
             color="#bdbdbd")
     ax.axvline(100, color="black", linewidth=1, linestyle="--")
     ax.set_yticks(positions, names)

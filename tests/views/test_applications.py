@@ -51,6 +51,9 @@ def test_teacher_share_draws_our_mean_and_spread_beside_the_published_share():
     assert widths == pytest.approx([50, 60, 75, 100 * 14.7 / 17.7, 100 * 15.4 / 17.7])
     assert [t.get_text() for t in ax.get_yticklabels()] == list(per_seed)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["this course", "published"]
+    _, ax = plt.subplots()
+    plot_teacher_share(per_seed, 20.0, published, 17.7, xlabel="%", paper="Kim & Rush 2016", ax=ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["this course", "Kim & Rush 2016"]
 
 
 @pytest.mark.parametrize("call, match", [
