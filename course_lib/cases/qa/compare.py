@@ -35,6 +35,9 @@ from course_lib.cases.common import (
     role_recipe,
     roles,
     rounded,
+    seed_summary,
+    seed_verdict,
+    seeds_by_role,
     teacher_then_students,
 )
 from course_lib.cases.ner.reference import ARTEFACT_NAME as NER_TEACHER
@@ -63,7 +66,7 @@ from course_lib.cases.qa.spans import (
     span_scores,
     tagger_spans,
 )
-from course_lib.context import CourseContext, context_mode_and_device
+from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import CharVocab, NerCorpus, Sentence, load_msra
 from course_lib.files import sha256_json
 from course_lib.kd.methods import DistillRecipe
@@ -138,6 +141,12 @@ _STUDENT = {
              "batch_size": 64, "lr": 3e-3, "bigram_buckets": 8192, "bigram_dim": 32},
 }
 _TEST_SENTENCES = {"fast": 1000, "full": None}
+_SEEDS = {"fast": (0,), "full": (0, 1, 2)}
+
+
+def span_qa_seeds(mode: str) -> tuple[int, ...]:
+    """The seeds each student trains with in ``mode``: one in fast mode, three in full (chapter 09)."""
+    return _SEEDS[check_mode(mode)]
 
 
 def span_qa_recipe(role: str, mode: str) -> SpanQARecipe:
@@ -254,13 +263,18 @@ def span_qa_model(context: CourseContext, role: str, recipe: SpanQARecipe, data:
             return qa_vocab_over(pretrained.vocab)
         return qa_vocab(data.train, recipe.vocab_min_freq) if is_teacher else teacher.vocab
 
-    return load_or_train(model_path(f"span_qa_{role}", mode), recipe, build=build, train=train, vocab=vocab,
+    name = f"span_qa_{role}" if is_teacher else f"span_qa_{role}_seed{recipe.seed}"
+    return load_or_train(model_path(name, mode), recipe, build=build, train=train, vocab=vocab,
                          depends_on=depends_on, device=device)
 
 
 @dataclass
 class SpanQARow:
-    """One model of the comparison, measured on the test passages (chapter 09)."""
+    """One model of the comparison, measured on the test passages (chapter 09).
+
+    A student's row describes the model of its first seed; ``f1_over_seeds`` holds the test span F1
+    of every seed in ``seeds`` (``{"per_seed", "mean", "sd"}``).
+    """
 
     role: str
     title: str
@@ -272,22 +286,29 @@ class SpanQARow:
     latency_batch1_ms: float
     train_seconds: float | None
     dev_curve: list[float]
+    seeds: list[int] = field(default_factory=list)
+    f1_over_seeds: dict[str, Any] | None = None
 
 
 @dataclass
 class SpanQAComparison:
-    """Every row of the comparison, the data's counts and a few answered questions; the models are not serialised (chapter 09)."""
+    """Every row of the comparison, the data's counts, answered questions and what the seeds allow one to say (chapter 09).
+
+    ``verdict`` compares the span-KD student with the student alone over their seeds
+    (:func:`~course_lib.cases.common.seed_verdict`); the models (first seed) are not serialised.
+    """
 
     mode: str
     rows: dict[str, SpanQARow]
     counts: dict[str, dict[str, int]]
     examples: list[dict[str, Any]]
+    verdict: str
     models: dict[str, Trained] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The measured part as a plain dict (the models are left out)."""
         return {"mode": self.mode, "counts": self.counts, "rows": {role: rounded(row) for role, row in self.rows.items()},
-                "examples": self.examples, "li_2020": LI_2020}
+                "examples": self.examples, "verdict": self.verdict, "li_2020": LI_2020}
 
 
 def _row(role: str, title: str, model: nn.Module, scores: dict[str, dict[str, float]], latency_ms: float,
@@ -318,6 +339,7 @@ def compare_span_qa(
     corpus: NerCorpus | None = None,
     recipes: dict[str, SpanQARecipe] | None = None,
     test_sentences: int | None | str = "mode",
+    seeds: Sequence[int] | str = "mode",
     latency_rounds: int = 10,
     examples: int = 3,
     reference: nn.Module | None = None,
@@ -327,7 +349,8 @@ def compare_span_qa(
     """Train (or load) the teacher and both students and measure them, beside chapter 07's BIO tagger (chapter 09).
 
     ``recipes`` defaults to the course's for the mode; ``test_sentences`` counts the test sentences
-    scored ("mode": the mode's count, None: all). The rows hold test span F1 (overall and per type),
+    scored ("mode": the mode's count, None: all); each student trains once per seed of ``seeds``
+    ("mode": :func:`span_qa_seeds`), the teacher once. The rows hold test span F1 (overall and per type),
     parameters, the dev curve, the training seconds and the CPU milliseconds per passage at batch 1;
     the row ``"reference_tagger"`` scores ``reference`` (default: the shipped reference teacher,
     :func:`~course_lib.cases.ner.reference.reference_teacher`) on the same test passages.
@@ -337,12 +360,24 @@ def compare_span_qa(
     recipes = case_recipes(SPAN_QA_ROLES, recipes, lambda role: span_qa_recipe(role, mode), same="max_len")
     if test_sentences == "mode":
         test_sentences = _TEST_SENTENCES[mode]
+    students = list(SPAN_QA_ROLES)[1:]
+    student_seeds = seeds_by_role(span_qa_seeds(mode) if seeds == "mode" else seeds, students)
     if (reference is None) != (reference_vocab is None):
         raise ValueError("pass both reference and reference_vocab, or neither (the shipped reference teacher)")
     teacher_recipe = recipes["teacher"]
     data = span_qa_data(corpus, teacher_recipe, test_sentences)
+    def seeded(role: str, seed: int | None) -> SpanQARecipe:
+        return recipes[role] if seed is None else replace(recipes[role], seed=seed)
+
     trained = teacher_then_students(SPAN_QA_ROLES, lambda role, teacher: span_qa_model(
-        context, role, recipes[role], data, teacher=teacher, progress=progress))
+        context, role, seeded(role, student_seeds[role][0] if role in students else None), data, teacher=teacher,
+        progress=progress))
+    later_seeds = sorted({seed for role in students for seed in student_seeds[role][1:]})
+    later: dict[str, list[Trained]] = {role: [] for role in students}
+    for seed in later_seeds:  # seed by seed, so that a stopped run leaves whole seeds in the model cache
+        for role in (role for role in students if seed in student_seeds[role][1:]):
+            later[role].append(span_qa_model(context, role, seeded(role, seed), data, teacher=trained["teacher"],
+                                             progress=progress))
     if reference is None:
         shipped = reference_teacher()
         reference, reference_vocab = shipped.model, shipped.vocab
@@ -352,14 +387,22 @@ def compare_span_qa(
                      for role, model in trained.items()}
         predicted["reference_tagger"] = tagger_spans(reference, reference_vocab, data.test_sentences,
                                                      teacher_recipe.max_len)
+        later_f1 = {role: [span_f1(gold, predict_spans(model.model, data.test, model.vocab,
+                                                       teacher_recipe.max_span))["f1"] for model in models]
+                    for role, models in later.items()}
     latency = _latencies(trained, reference, reference_vocab, data.test[0], latency_rounds)
     rows = {role: _row(role, SPAN_QA_ROLES[role].title, model.model, span_scores(gold, predicted[role]), latency[role],
                        model.seconds, model.metrics["dev_curve"]) for role, model in trained.items()}
+    for role, row in rows.items():
+        row.seeds = [trained[role].recipe.seed, *(model.recipe.seed for model in later.get(role, []))]
+        row.f1_over_seeds = seed_summary([row.f1, *later_f1.get(role, [])])
     rows["reference_tagger"] = _row("reference_tagger", "chapter 07's BIO tagger (shipped reference)", reference,
                                     span_scores(gold, predicted["reference_tagger"]), latency["reference_tagger"],
                                     None, [])
+    verdict = seed_verdict(rows["span_kd"].f1_over_seeds["per_seed"], rows["scratch"].f1_over_seeds["per_seed"],
+                           names=("span-level KD", "the student alone"), unit="F1 points", scale=100)
     return SpanQAComparison(mode=mode, rows=rows, counts=data.counts(), examples=_answered(data.test, predicted, examples),
-                            models=trained)
+                            verdict=verdict, models=trained)
 
 
 def _latencies(trained: Mapping[str, Trained], reference: nn.Module, reference_vocab: CharVocab, example: QAExample,

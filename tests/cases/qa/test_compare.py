@@ -15,6 +15,7 @@ from course_lib.cases.qa.compare import (
     span_qa_data,
     span_qa_model,
     span_qa_recipe,
+    span_qa_seeds,
 )
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.data import NerCorpus
@@ -35,6 +36,7 @@ def test_course_recipes_keep_the_students_small_and_on_the_teachers_data():
         assert recipes["scratch"].epochs == recipes["span_kd"].epochs, "the students get the same budget"
         assert [r.method for r in recipes.values()] == ["labels", "labels", "logits"]
         assert recipes["teacher"].encoder_from == "ner_teacher"
+        assert len(span_qa_seeds(mode)) == (3 if mode == "full" else 1), "the full run's claims rest on three seeds"
         sizes = {role: count_parameters(SpanExtractor(r.model_config(4000))) for role, r in recipes.items()}
         assert sizes["scratch"] <= 0.25 * sizes["teacher"], sizes
 
@@ -86,6 +88,23 @@ def test_the_teacher_starts_from_chapter_07s_shipped_encoder(corpus, context, mo
     with pytest.raises(ValueError, match="differ in shape"):
         span_qa_model(context, "teacher", dataclasses.replace(recipe, d_model=64), span_qa_data(corpus, recipe),
                       progress=False)
+
+
+def test_students_train_once_per_seed_and_the_verdict_reads_every_seed(corpus, context, model_cache):
+    recipes = {role: dataclasses.replace(recipe, epochs=2) for role, recipe in tiny_recipes().items()}
+    comparison = compare_span_qa(context, corpus=corpus, recipes=recipes, test_sentences=None, seeds=(0, 1),
+                                 latency_rounds=1, progress=False)
+    kd = comparison.rows["span_kd"]
+    assert kd.seeds == [0, 1] and kd.f1_over_seeds["per_seed"][0] == round(kd.f1, 4)
+    assert len(comparison.rows["scratch"].f1_over_seeds["per_seed"]) == 2
+    assert comparison.rows["teacher"].seeds == [0]
+    assert comparison.verdict.startswith(("span-level KD beats", "span-level KD loses", "no measurable difference"))
+    assert json.loads(json.dumps(comparison.to_dict()))["verdict"] == comparison.verdict
+    one = compare_span_qa(context, corpus=corpus, recipes=recipes, test_sentences=None, seeds=(0,), latency_rounds=1,
+                          progress=False)
+    assert one.verdict.startswith("one seed each") and not any(model.trained for model in one.models.values())
+    with pytest.raises(ValueError, match="distinct seeds"):
+        compare_span_qa(context, corpus=corpus, recipes=recipes, seeds=(1, 1), progress=False)
 
 
 def test_bad_inputs_raise_clear_errors(corpus, context, model_cache):
