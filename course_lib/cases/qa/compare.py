@@ -292,7 +292,7 @@ class SpanQARow:
 
 @dataclass
 class SpanQAComparison:
-    """Every row of the comparison, the data's counts, answered questions and what the seeds allow one to say (chapter 09).
+    """Every row of the comparison, the counts, answered questions and what the seeds allow one to say (chapter 09).
 
     ``verdict`` compares the span-KD student with the student alone over their seeds
     (:func:`~course_lib.cases.common.seed_verdict`); the models (first seed) are not serialised.
