@@ -137,7 +137,7 @@ _TEACHER = {
 _STUDENT = {
     "fast": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "positional": "relative", "epochs": 3,
              "lr": 5e-3, "bigram_buckets": 8192, "bigram_dim": 32},
-    "full": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "positional": "relative", "epochs": 2,
+    "full": {"d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 256, "positional": "relative", "epochs": 1,
              "batch_size": 64, "lr": 3e-3, "bigram_buckets": 8192, "bigram_dim": 32},
 }
 _TEST_SENTENCES = {"fast": 1000, "full": None}
