@@ -25,17 +25,9 @@ from course_lib.context import CourseContext
 from course_lib.course.bench import Benchmark, epoch_caps_text
 from course_lib.data import load_msra
 from course_lib.train.recipe import cap_epochs
-from course_lib.views.tables import mean_sd
+from course_lib.views.tables import seeds_cell
 
 ROW_ORDER = (*SPAN_QA_ROLES, "reference_tagger")
-
-
-def seeds_text(row: dict) -> str:
-    """A student's span F1 over its seeds ("61.0 ± 0.4 (3 seeds)"), or "–" for a model trained once."""
-    summary = row.get("f1_over_seeds")
-    if not summary or len(row.get("seeds", [])) < 2:
-        return "–"
-    return f"{mean_sd(summary, scale=100)} ({len(row['seeds'])} seeds)"
 
 
 def readme_table(payload: dict) -> str:
@@ -59,7 +51,7 @@ def readme_table(payload: dict) -> str:
             f"| {row['title']} | {row['parameters']:,} ({row['parameters'] / teacher['parameters']:.0%}) | "
             f"{100 * row['f1']:.1f} | {100 * row['precision']:.1f} | {100 * row['recall']:.1f} | "
             f"{100 * kinds['PER']:.1f} | {100 * kinds['LOC']:.1f} | {100 * kinds['ORG']:.1f} | "
-            f"{row['latency_batch1_ms']:.2f} | {seeds_text(row)} |"
+            f"{row['latency_batch1_ms']:.2f} | {seeds_cell(row.get('f1_over_seeds'), scale=100)} |"
         )
     lines += ["", f"Span-level KD against the student alone: {payload['verdict']}.",
               "", f"Li et al. (2020), {paper['model']} ({paper['parameters'] / 1e6:.0f}M parameters): "

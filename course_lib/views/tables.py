@@ -27,3 +27,10 @@ def mean_sd(summary: Mapping[str, Any], scale: float = 1.0) -> str:
     """
     text = f"{scale * summary['mean']:.1f}"
     return text if len(summary["per_seed"]) == 1 else f"{text} ± {scale * summary['sd']:.1f}"
+
+
+def seeds_cell(summary: Mapping[str, Any] | None, scale: float = 1.0) -> str:
+    """A score over several seeds as ``"61.0 ± 0.4 (3 seeds)"``, or "–" for one seed or none (chapter 09)."""
+    if not summary or len(summary["per_seed"]) < 2:
+        return "–"
+    return f"{mean_sd(summary, scale)} ({len(summary['per_seed'])} seeds)"

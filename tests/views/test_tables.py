@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from course_lib.views.tables import markdown_table, mean_sd, show_table
+from course_lib.views.tables import markdown_table, mean_sd, seeds_cell, show_table
 
 
 
@@ -23,3 +23,9 @@ def test_mean_sd_shows_the_spread_only_over_several_seeds():
     assert mean_sd({"per_seed": [9.0, 9.1, 9.2], "mean": 9.1, "sd": 0.1}) == "9.1 ± 0.1"
     assert mean_sd({"per_seed": [11.0], "mean": 11.0, "sd": 0.0}) == "11.0"
     assert mean_sd({"per_seed": [0.72, 0.73], "mean": 0.725, "sd": 0.004}, scale=100) == "72.5 ± 0.4"
+
+
+def test_seeds_cell_shows_mean_sd_and_the_count_only_over_several_seeds():
+    assert seeds_cell({"per_seed": [0.66, 0.67, 0.68], "mean": 0.67, "sd": 0.01}, scale=100) == "67.0 ± 1.0 (3 seeds)"
+    assert seeds_cell({"per_seed": [0.8], "mean": 0.8, "sd": 0.0}, scale=100) == "–"
+    assert seeds_cell(None) == "–"
