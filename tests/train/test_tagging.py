@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,7 @@ from course_lib.data.msra import extract_entities
 from course_lib.nn.transformer import ModelOutput, TokenTagger, TransformerConfig
 from course_lib.train.decoding import decode_tags
 from course_lib.train.tagging import (
+    entity_scores,
     evaluate_tagger,
     per_type_report,
     run_on_text,
@@ -128,6 +131,27 @@ def test_per_type_report_matches_seqeval():
         assert report[name]["support"] == expected[name]["support"]
     assert report["LOC"]["recall"] == pytest.approx(1 / 2)
     assert report["PER"]["precision"] == pytest.approx(1 / 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_entity_scores_equal_seqevals_report_to_the_last_bit(seed):
+    generator = random.Random(seed)
+    tags = ["O", "O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    gold = [[generator.choice(tags) for _ in range(generator.randint(1, 30))] for _ in range(200)]
+    predicted = [[tag if generator.random() < 0.7 else generator.choice(tags) for tag in row] for row in gold]
+    expected = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    scores = entity_scores(gold, predicted)
+    assert set(scores) == set(expected)
+    for name, row in expected.items():
+        assert scores[name] == {"precision": row["precision"], "recall": row["recall"], "f1": row["f1-score"],
+                                "support": row["support"]}, name
+
+
+def test_entity_scores_without_any_entity_are_zero_and_refuse_ragged_input():
+    scores = entity_scores([["O", "O"]], [["O", "O"]])
+    assert scores["micro avg"] == scores["macro avg"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    with pytest.raises(ValueError, match="same lengths"):
+        entity_scores([["O", "O"]], [["O"]])
 
 
 def test_evaluate_tagger_with_no_predicted_entities_is_zero_without_warnings():
