@@ -202,7 +202,7 @@ def compare_ner(
     corpus: NerCorpus | None = None,
     roles: Sequence[str] = tuple(NER_ROLES),
     recipes: Mapping[str, TaggerRecipe] | None = None,
-    latency_rounds: int = 30,
+    latency_rounds: int = 10,
     progress: bool = True,
 ) -> _NerComparison:
     """Train (or load) the teacher and the students of ``roles``, and measure each on the test split (chapter 07).
