@@ -206,9 +206,10 @@ def _fit_span_model(model: nn.Module, role: str, recipe: SpanQARecipe, data: Spa
     if recipe.method == "logits":
         start = time.perf_counter()
         with cpu_threads(device, recipe.threads):
-            cache = TeacherLogitCache.build(teacher, qa_loader(data.train, vocab, 256, shuffle=False), device=device)
+            cache = TeacherLogitCache.build(teacher, qa_loader(data.train, vocab, 256, shuffle=False, by_length=True),
+                                           device=device)
         teacher_seconds = time.perf_counter() - start
-    dev = qa_loader(data.dev, vocab, 256, shuffle=False)
+    dev = qa_loader(data.dev, vocab, 256, shuffle=False, by_length=True)
     gold = gold_spans(data.dev)
 
     def evaluate(trained_model: nn.Module, batches: Iterable[Mapping[str, Tensor]]) -> dict[str, float]:

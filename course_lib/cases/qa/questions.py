@@ -128,14 +128,24 @@ def collate_examples(rows: Sequence[Row]) -> dict[str, Tensor]:
 
 
 def qa_loader(examples: Sequence[QAExample], vocab: CharVocab, batch_size: int, *, shuffle: bool,
-              seed: int = 0) -> DataLoader:
+              seed: int = 0, by_length: bool = False) -> DataLoader:
     """Batches of encoded examples (see :func:`encode_example`), a seeded new order each epoch when ``shuffle`` (chapter 09).
 
     ``index`` is each example's position in ``examples``, so a teacher's logits cached once
     (:class:`~course_lib.kd.teacher.TeacherLogitCache`) are found however the batches are shuffled.
+    ``by_length`` (for passes that only read, without ``shuffle``) batches the examples from the
+    shortest to the longest, so that little of each batch is padding; answers and cached logits
+    are found by ``index`` whatever the order.
     """
     if not examples:
         raise ValueError("examples is empty: there is nothing to batch")
+    if shuffle and by_length:
+        raise ValueError("by_length orders the examples itself: use it with shuffle=False")
+    batch_size = checks.positive_int("batch_size", batch_size)
     rows = [(index, *encode_example(example, vocab), example) for index, example in enumerate(examples)]
-    return DataLoader(rows, batch_size=checks.positive_int("batch_size", batch_size), shuffle=shuffle,
-                      collate_fn=collate_examples, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)  # its own: iterating never draws from the global generator
+    if by_length:
+        order = sorted(range(len(rows)), key=lambda index: len(rows[index][1]))
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        return DataLoader(rows, batch_sampler=batches, collate_fn=collate_examples, generator=generator)
+    return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_examples, generator=generator)

@@ -159,7 +159,8 @@ def batches_spans(model: nn.Module, batches: Iterable[Mapping[str, Tensor]], exa
 def predict_spans(model: nn.Module, examples: Sequence[QAExample], vocab: CharVocab, max_span: int = 30,
                   batch_size: int = 128) -> set[Span]:
     """The answers ``model`` gives to ``examples``, decoded by :func:`decode_spans`, as (sentence, type, start, end) (chapter 09)."""
-    return batches_spans(model, qa_loader(examples, vocab, batch_size, shuffle=False), examples, max_span)
+    return batches_spans(model, qa_loader(examples, vocab, batch_size, shuffle=False, by_length=True), examples,
+                         max_span)
 
 
 def tagger_spans(model: nn.Module, vocab: CharVocab, sentences: Sequence[Sentence], max_len: int) -> set[Span]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from course_lib.cases.qa.questions import (
     QUESTIONS,
@@ -48,6 +49,31 @@ def test_the_passage_is_cut_to_the_window_and_entities_past_it_are_no_answers():
     assert qa_examples([long], 40)[1].answers == () and len(qa_examples([long], 40)[1].passage) == window
     with pytest.raises(ValueError, match="no room for a passage"):
         passage_window(10)
+
+
+def test_batches_by_length_hold_every_question_once_with_less_padding(corpus):
+    examples = qa_examples(corpus.train, 40)
+    vocab = qa_vocab(examples)
+    plain, by_length = (list(qa_loader(examples, vocab, 4, shuffle=False, by_length=flag)) for flag in (False, True))
+    indices = [index for batch in by_length for index in batch["index"].tolist()]
+    assert sorted(indices) == list(range(len(examples)))
+    lengths = [len(encode_example(examples[index], vocab)[0]) for index in indices]
+    assert lengths == sorted(lengths)
+    assert sum(b["input_ids"].numel() for b in by_length) <= sum(b["input_ids"].numel() for b in plain)
+    rows = {index: batch["input_ids"][row][batch["mask"][row]].tolist()
+            for batch in by_length for row, index in enumerate(batch["index"].tolist())}
+    assert all(rows[index] == encode_example(examples[index], vocab)[0] for index in range(len(examples)))
+    with pytest.raises(ValueError, match="shuffle=False"):
+        qa_loader(examples, vocab, 4, shuffle=True, by_length=True)
+
+
+@pytest.mark.parametrize("by_length", [False, True])
+def test_reading_the_batches_leaves_the_global_generator_alone(corpus, by_length):
+    examples = qa_examples(corpus.train, 40)
+    loader = qa_loader(examples, qa_vocab(examples), 4, shuffle=False, by_length=by_length)
+    before = torch.get_rng_state()
+    list(loader)
+    assert torch.equal(torch.get_rng_state(), before), "a training run's dropout would change with every scoring pass"
 
 
 
