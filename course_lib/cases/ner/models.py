@@ -25,7 +25,16 @@ import torch
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
-from course_lib.cases.ner.tagger import TAGGER_KEY, build_tagger, TaggerRecipe, fit_tagger, lazy_msra, tagger_vocab, training_sentences
+from course_lib.cases.ner.tagger import (
+    DROPOUT,
+    TAGGER_KEY,
+    TaggerRecipe,
+    build_tagger,
+    fit_tagger,
+    lazy_msra,
+    tagger_vocab,
+    training_sentences,
+)
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import CharVocab, NerCorpus
 from course_lib.kd.cascade import CascadeTagger
@@ -60,8 +69,8 @@ def ner_recipe(role: str, mode: str) -> TaggerRecipe:
     """The course's recipe for ``role`` in ``mode``: every student gets the teacher's data and epochs (chapter 07)."""
     method = check_role(role, NER_ROLES).method
     teacher = _TEACHER[check_mode(mode)]
-    shared = dict(dropout=0.1, train_sentences=teacher["train_sentences"], epochs=teacher["epochs"], batch_size=32,
-                  patience=_PATIENCE[mode], vocab_min_freq=2, threads=2, method=method)
+    shared = dict(dropout=DROPOUT[mode], train_sentences=teacher["train_sentences"], epochs=teacher["epochs"],
+                  batch_size=32, patience=_PATIENCE[mode], vocab_min_freq=2, threads=2, method=method)
     if role == "teacher":
         return TaggerRecipe(**{**teacher, **shared})
     if role == "teacher_init":

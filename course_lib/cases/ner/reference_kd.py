@@ -38,6 +38,7 @@ from course_lib.cases.common import GoalCheck, Role, check_role, roles, seed_spr
 from course_lib.cases.ner.compare import cpu_latencies
 from course_lib.cases.ner.reference import reference_teacher
 from course_lib.cases.ner.tagger import (
+    DROPOUT,
     TAGGER_KEY,
     TaggerRecipe,
     build_tagger,
@@ -70,7 +71,7 @@ REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.1
 FAST_GOAL_F1 = 0.60
 """Fast mode's goal for the best distilled student's mean test F1 (:func:`fast_goal_checks`)."""
 # One block: under a tenth of the teacher's parameters and about a sixth of its batch-1 latency on a CPU.
-# Fast mode gives each student about 20 s on a 2-core CPU; at that budget a high learning rate matters most.
+# Fast mode gives each student about 10 s on a 2-core CPU; at that budget a high learning rate matters most.
 _STUDENT = {
     "fast": dict(d_model=64, num_heads=4, num_layers=1, d_ff=120, train_sentences=16_000, epochs=2, batch_size=32,
                  lr=1e-2),
@@ -90,8 +91,9 @@ _TRANSFER_SENTENCES = {"fast": 6_000, "full": 48_000}
 def reference_kd_recipe(role: str, mode: str, seed: int = 0) -> TaggerRecipe:
     """The recipe of ``role`` (a name of :data:`REFERENCE_KD_ROLES`) in ``mode`` with ``seed``: one shape and budget for all (chapter 07)."""
     method = check_role(role, REFERENCE_KD_ROLES).method
-    return TaggerRecipe(**_STUDENT[check_mode(mode)], positional="relative", dropout=0.1, warmup_fraction=0.05,
-                        vocab_min_freq=2, threads=2, method=method, temperature=2.0, alpha=0.5, seed=seed)
+    return TaggerRecipe(**_STUDENT[check_mode(mode)], positional="relative", dropout=DROPOUT[mode],
+                        warmup_fraction=0.05, vocab_min_freq=2, threads=2, method=method, temperature=2.0, alpha=0.5,
+                        seed=seed)
 
 
 def chapter_seeds(mode: str) -> dict[str, tuple[int, ...]]:
