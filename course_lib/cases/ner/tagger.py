@@ -79,8 +79,8 @@ class TaggerRecipe(DistillRecipe, TransformerShape):
 ARCHITECTURES = ("transformer", "bilstm")
 DROPOUT = {"fast": 0.0, "full": 0.1}
 """Dropout of chapter 07's taggers by mode. Fast mode trains for two epochs, too few for dropout to
-pay: without it a student trains in about two thirds of the time and scores no lower (dropout's
-random masks cost a third of a CPU training step at these sizes)."""
+pay: without it the students train faster and score no lower at that budget (drawing dropout's
+random masks is a large share of a small model's training step on a CPU)."""
 
 
 def build_tagger(recipe: TaggerRecipe, vocab_size: int) -> nn.Module:
