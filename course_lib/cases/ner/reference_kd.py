@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from course_lib.cases.common import GoalCheck, Role, check_role, roles, seed_spread, seed_verdict, seeds_by_role
@@ -137,13 +138,16 @@ def teacher_logits(artefact: Artefact, sentences: Sequence[Sentence], max_len: i
     cached = TeacherLogitCache.load(path, key)
     if cached is not None:
         return cached
-    if unlabelled:
-        extra = bucketed_ner_loader(unlabelled_sentences(unlabelled), artefact.vocab, 128, max_len=max_len)
-        cache = TeacherLogitCache.joined(teacher_logits(artefact, sentences, max_len),
-                                         TeacherLogitCache.build(artefact.model, extra))
-    else:
-        loader = bucketed_ner_loader(sentences, artefact.vocab, 128, max_len=max_len)
-        cache = TeacherLogitCache.build(artefact.model, loader)
+    # Reading bucketed batches draws from the global generator; the pass runs on a copy of its state, so a
+    # student trains alike whether the logits were cached or computed just before.
+    with torch.random.fork_rng(devices=[]):
+        if unlabelled:
+            extra = bucketed_ner_loader(unlabelled_sentences(unlabelled), artefact.vocab, 128, max_len=max_len)
+            cache = TeacherLogitCache.joined(teacher_logits(artefact, sentences, max_len),
+                                             TeacherLogitCache.build(artefact.model, extra))
+        else:
+            loader = bucketed_ner_loader(sentences, artefact.vocab, 128, max_len=max_len)
+            cache = TeacherLogitCache.build(artefact.model, loader)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache.save(path, key)
     return cache

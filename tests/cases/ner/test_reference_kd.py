@@ -54,7 +54,9 @@ def test_the_students_share_one_shape_and_budget_and_differ_only_in_what_they_le
 
 def test_the_teachers_logits_are_computed_once_and_found_again_by_their_key(tiny_teacher_folder, small, model_cache):
     artefact = reference_teacher(tiny_teacher_folder)
+    before = torch.get_rng_state()
     first = teacher_logits(artefact, small.train, 128)
+    assert torch.equal(torch.get_rng_state(), before), "computing the logits must not move the global generator"
     assert first.logits.shape == (200, max(len(s) for s in small.train), 7) and first.per_token
     saved = list((model_cache / "models").glob("ner_reference_logits_*.pt"))
     assert len(saved) == 1
