@@ -1,4 +1,5 @@
-"""Benchmark: students of the shipped MSRA reference teacher — labels only, logit KD, + a transfer set, teacher-initialised.
+"""Benchmark: the shipped MSRA reference teacher's students (labels only, logit KD, a transfer set, teacher-initialised,
+layer KD) and the source's cascade.
 
     .venv/bin/python benchmarks/ner_reference_kd.py                  # full mode, seeds 0 1 2
     .venv/bin/python benchmarks/ner_reference_kd.py --seeds 0        # one seed
@@ -6,7 +7,7 @@
 
 Loads the reference teacher from ``course_lib/artefacts`` (``make teachers`` rebuilds it), caches
 its logits for the training sentences (and the transfer set's unlabelled news sentences) once,
-then trains (or loads from the course cache) the four students of
+then trains (or loads from the course cache) the five students and the cascade of
 ``course_lib.cases.ner.reference_kd`` with every seed (three by default) and scores them on the
 MSRA test split (entity F1, Viterbi decoding). Chapter 07 reads the results file.
 """

@@ -1,8 +1,8 @@
 """Students of the shipped reference teacher: labels alone against what the teacher can give, over seeds (chapter 07).
 
-Four Transformer students of one shape — one narrow block with relative positions, under a tenth
-of the teacher's parameters and several times faster — train on the same labelled sentences for
-the same epochs:
+Five Transformer students of one shape — one narrow block with relative positions, under a tenth
+of the teacher's parameters and several times faster — and the source's cascade train on the same
+labelled sentences for the same epochs:
 
 - ``scratch`` learns from the gold tags only;
 - ``logit_kd`` learns from the gold tags and the reference teacher's per-character soft targets
@@ -15,7 +15,12 @@ the same epochs:
   width along their leading singular directions (:func:`~course_lib.kd.layers.reduced_embeddings`),
   and then learns as ``logit_kd`` does: DistilBERT's recipe for a student narrower than its
   teacher. Most of a small tagger's parameters are its embedding table, and the teacher's was
-  trained on every sentence for many epochs.
+  trained on every sentence for many epochs;
+- ``layer_kd`` learns as ``logit_kd`` does plus TinyBERT's terms: its hidden states (through
+  learned projections) and attention maps imitate the teacher's along the uniform layer map;
+- ``cascade`` is the source document's design: a head of the students' shape on the frozen
+  teacher's last hidden states (:class:`~course_lib.kd.cascade.CascadeTagger`). It runs the whole
+  teacher at inference, so it is no student to deploy alone; its row shows what that costs.
 
 The teacher's logits for the training sentences are computed once and kept beside the model
 cache (:class:`~course_lib.kd.teacher.TeacherLogitCache`, keyed by the teacher's weights and
@@ -53,6 +58,7 @@ from course_lib.context import CourseContext, check_mode, context_mode_and_devic
 from course_lib.data import CharVocab, NerCorpus, Sentence, bucketed_ner_loader, load_inews, news_sentences
 from course_lib.data.cache import cache_dir
 from course_lib.files import sha256_json
+from course_lib.kd.cascade import CascadeTagger
 from course_lib.kd.methods import setup_method
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.transformer import count_parameters
@@ -66,6 +72,8 @@ REFERENCE_KD_ROLES = roles(
     Role("logit_kd", "student, labels + the reference teacher's soft targets", "logits"),
     Role("transfer_kd", "student, + soft targets alone on unlabelled news sentences", "transfer"),
     Role("teacher_init", "student, teacher's embeddings (reduced) + soft targets", "teacher_init"),
+    Role("layer_kd", "student, + hidden states and attention maps (TinyBERT)", "layers"),
+    Role("cascade", "cascade: a head on the frozen reference teacher", "cascade"),
 )
 REFERENCE_GOALS = {"teacher_f1": 0.85, "retention": 0.95, "parameter_ratio": 0.10, "speedup_batch1": 5.0}
 """The course's goals for the reference teacher and its best distilled student (full mode; the verdicts cover the seeds)."""
@@ -82,9 +90,12 @@ _STUDENT = {
 
 
 _KD_NAMES = {"logit_kd": "logit KD", "transfer_kd": "logit KD + unlabelled sentences",
-             "teacher_init": "teacher-initialised + logit KD"}
+             "teacher_init": "teacher-initialised + logit KD", "layer_kd": "logit + hidden + attention KD"}
+"""The distilled students, each judged against the labels-only one (the cascade runs its teacher: no student)."""
 _SEEDS = {"fast": {"scratch": (0, 1, 2), "logit_kd": (0,), "transfer_kd": (0,), "teacher_init": (0, 1, 2)},
           "full": {role: (0, 1, 2) for role in REFERENCE_KD_ROLES}}
+_TEACHER_AT_EVERY_STEP = ("layers", "cascade")
+"""Methods that run the teacher on every training batch (its logits alone come from the cache)."""
 _TRANSFER_SENTENCES = {"fast": 6_000, "full": 48_000}
 """How many unlabelled news sentences the ``transfer_kd`` student reads besides the labelled ones, by mode."""
 
@@ -98,10 +109,12 @@ def reference_kd_recipe(role: str, mode: str, seed: int = 0) -> TaggerRecipe:
 
 
 def chapter_seeds(mode: str) -> dict[str, tuple[int, ...]]:
-    """The seeds each student trains with in ``mode``: three for every student in full mode (chapter 07).
+    """The seeds each model trains with in ``mode``: three for every role in full mode (chapter 07).
 
     Fast mode keeps its budget by giving three seeds only to the labels-only student and the
-    best distilled one, the pair whose gap the chapter states; the other two train once.
+    best distilled one, the pair whose gap the chapter states, and one to logit KD and the
+    transfer set. The layer-distilled student and the cascade run the teacher on every batch
+    (three to four times a student's training time), so fast mode leaves them to full mode.
     """
     return dict(_SEEDS[check_mode(mode)])
 
@@ -168,19 +181,28 @@ def reference_student(
     msra = lazy_msra(corpus)
 
     unlabelled = transfer_texts(mode) if recipe.method == "transfer" else []
+    teacher = artefact.model.to(device).eval() if recipe.method in _TEACHER_AT_EVERY_STEP else artefact.model
+
+    def build(vocab: CharVocab) -> nn.Module:
+        if recipe.method != "cascade":
+            return build_tagger(recipe, len(vocab))
+        torch.manual_seed(recipe.seed)
+        return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads,
+                             num_layers=recipe.num_layers, d_ff=recipe.d_ff, dropout=recipe.dropout)
 
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         sentences = training_sentences(msra(), recipe)
-        cache = teacher_logits(artefact, sentences, recipe.max_len, unlabelled) if recipe.method != "labels" else None
-        setup = setup_method(recipe, student=model, teacher=artefact.model, task_loss=tagger_loss, cache=cache)
-        return fit_tagger(model, recipe, sentences, msra().dev, vocab, loss_fn=setup.loss_fn, unlabelled=unlabelled,
-                          device=device, progress=progress, desc=f"{role}, seed {seed}")
+        cached = recipe.method not in ("labels", *_TEACHER_AT_EVERY_STEP)
+        cache = teacher_logits(artefact, sentences, recipe.max_len, unlabelled) if cached else None
+        setup = setup_method(recipe, student=model, teacher=teacher, task_loss=tagger_loss, cache=cache)
+        return fit_tagger(model, recipe, sentences, msra().dev, vocab, loss_fn=setup.loss_fn,
+                          param_groups=setup.param_groups, extra_parameters=setup.extra_parameters,
+                          unlabelled=unlabelled, device=device, progress=progress, desc=f"{role}, seed {seed}")
 
     depends_on = {**TAGGER_KEY, "teacher": artefact.path}
     if unlabelled:
         depends_on["unlabelled"] = sha256_json(unlabelled)
-    return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe,
-                         build=lambda vocab: build_tagger(recipe, len(vocab)), train=train,
+    return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe, build=build, train=train,
                          vocab=lambda: artefact.vocab, depends_on=depends_on, device=device)
 
 
@@ -193,8 +215,13 @@ def verdict(kd: list[float], scratch: list[float], name: str = "logit KD") -> st
 
 
 def best_distilled(table: dict[str, Any]) -> str:
-    """The role of the distilled student with the highest mean F1 in a :func:`reference_kd` table (chapter 07)."""
-    distilled = {role: row for role, row in table["students"].items() if role != "scratch"}
+    """The role of the distilled student with the highest mean F1 in a :func:`reference_kd` table (chapter 07).
+
+    The cascade is no candidate: it runs the whole teacher at inference.
+    """
+    distilled = {role: row for role, row in table["students"].items() if role in _KD_NAMES}
+    if not distilled:
+        raise ValueError(f"the table holds no distilled student: it needs one of {sorted(_KD_NAMES)}")
     return max(distilled, key=lambda role: distilled[role]["mean_f1"])
 
 
@@ -242,6 +269,20 @@ def _describe(artefact: Artefact) -> str:
     return words + (" + bigrams" if recipe["bigram_buckets"] else "")
 
 
+def _roles_named(seeds: Sequence[int] | Mapping[str, Sequence[int]]) -> list[str]:
+    """The roles ``seeds`` asks for, in :data:`REFERENCE_KD_ROLES` order: every role for one sequence of seeds."""
+    if not isinstance(seeds, Mapping):
+        return list(REFERENCE_KD_ROLES)
+    unknown = sorted(set(seeds) - set(REFERENCE_KD_ROLES))
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}: seeds may name only {list(REFERENCE_KD_ROLES)}")
+    roles = [role for role in REFERENCE_KD_ROLES if role in seeds]
+    if "scratch" not in roles or not any(role in _KD_NAMES for role in roles):
+        raise ValueError(f"seeds must name 'scratch' and at least one distilled student of {sorted(_KD_NAMES)}, "
+                         f"got {roles}")
+    return roles
+
+
 def reference_kd(
     context: CourseContext,
     *,
@@ -253,24 +294,24 @@ def reference_kd(
 ) -> dict[str, Any]:
     """Train (or load) every student for each of its seeds, score them on the test split beside the teacher (chapter 07).
 
-    ``seeds`` is one sequence for every student, or a sequence per role (:func:`chapter_seeds`).
+    ``seeds`` is one sequence for every role, or a sequence per role for the roles to train
+    (:func:`chapter_seeds`; the labels-only student and at least one distilled student among them).
 
-    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdict": str, "verdicts": {role: str},
-    "goals": [...]}``: ``verdict`` is logit KD's against labels only, ``verdicts`` every distilled
-    student's;
+    Returns ``{"teacher": {...}, "students": {role: {...}}, "verdicts": {role: str}, "goals": [...]}``:
+    ``verdicts`` holds each distilled student's against labels only;
     every F1 is entity-level with Viterbi decoding; ``retention`` is a student's mean F1 over
     the teacher's (None for a teacher that finds no entity); latencies are CPU milliseconds per
     sentence on one thread (:func:`~course_lib.cases.ner.compare.cpu_latencies`, the first seed's
     student).
     """
-    by_role = seeds_by_role(seeds, list(REFERENCE_KD_ROLES))
+    by_role = seeds_by_role(seeds, _roles_named(seeds))
     artefact = reference_teacher() if folder is None else reference_teacher(folder)
     msra = lazy_msra(corpus)
     teacher_f1 = artefact.provenance["metrics"]["test_f1"]
     teacher_parameters = count_parameters(artefact.model)
     students: dict[str, Any] = {}
     timed: dict[str, tuple[nn.Module, CharVocab]] = {"teacher": (artefact.model, artefact.vocab)}
-    for role in REFERENCE_KD_ROLES:
+    for role in by_role:
         f1s, seconds, parameters = [], [], 0
         for seed in by_role[role]:
             trained = reference_student(context, role, artefact, seed=seed, corpus=corpus, progress=progress)
@@ -295,8 +336,7 @@ def reference_kd(
                          "train_seconds": artefact.provenance["seconds"], "device": artefact.provenance["device"]},
              "students": students, "seeds": sorted({seed for role_seeds in by_role.values() for seed in role_seeds}),
              "transfer_sentences": _TRANSFER_SENTENCES[check_mode(context.mode)],
-             "verdict": verdict(students["logit_kd"]["test_f1"], students["scratch"]["test_f1"]),
              "verdicts": {role: verdict(students[role]["test_f1"], students["scratch"]["test_f1"], _KD_NAMES[role])
-                          for role in _KD_NAMES}}
+                          for role in _KD_NAMES if role in students}}
     table["goals"] = [dataclasses.asdict(check) for check in goal_checks(table)]
     return table

@@ -45,8 +45,8 @@ def tiny_teacher_folder(tmp_path, small):
 def test_the_students_share_one_shape_and_budget_and_differ_only_in_what_they_learn_from():
     scratch, kd = reference_kd_recipe("scratch", "full"), reference_kd_recipe("logit_kd", "full", seed=2)
     assert dataclasses.replace(kd, method="labels", seed=0) == scratch
-    assert dataclasses.replace(reference_kd_recipe("transfer_kd", "full"), method="labels") == scratch
-    assert dataclasses.replace(reference_kd_recipe("teacher_init", "full"), method="labels") == scratch
+    for role in ("transfer_kd", "teacher_init", "layer_kd", "cascade"):
+        assert dataclasses.replace(reference_kd_recipe(role, "full"), method="labels") == scratch, role
     assert kd.method == "logits" and kd.positional == "relative"
     with pytest.raises(ValueError, match="role must be one of"):
         reference_kd_recipe("teacher", "fast")
@@ -73,7 +73,7 @@ def test_the_teachers_logits_are_computed_once_and_found_again_by_their_key(tiny
 def test_three_seeds_in_full_mode_and_in_fast_mode_for_the_pair_whose_gap_the_chapter_states():
     assert chapter_seeds("full") == {role: (0, 1, 2) for role in REFERENCE_KD_ROLES}
     fast = chapter_seeds("fast")
-    assert set(fast) == set(REFERENCE_KD_ROLES)
+    assert set(fast) == set(REFERENCE_KD_ROLES) - {"layer_kd", "cascade"}, "the two that run the teacher every step"
     assert {role for role, seeds in fast.items() if len(seeds) >= 3} == {"scratch", "teacher_init"}
 
 
@@ -82,11 +82,13 @@ def test_each_student_is_scored_with_its_own_seeds_beside_the_teacher(tiny_teach
     monkeypatch.setitem(reference_kd_module._STUDENT, "fast",
                         dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, train_sentences=200, epochs=1, lr=3e-3))
     monkeypatch.setitem(reference_kd_module._TRANSFER_SENTENCES, "fast", 60)
-    seeds = {"scratch": (0, 1), "logit_kd": (0, 1), "transfer_kd": (0,), "teacher_init": (1, 2)}
+    seeds = {"scratch": (0, 1), "logit_kd": (0, 1), "transfer_kd": (0,), "teacher_init": (1, 2), "layer_kd": (0,),
+             "cascade": (0,)}
     table = reference_kd(context, seeds=seeds, corpus=small, folder=tiny_teacher_folder, latency_rounds=2,
                          progress=False)
-    assert set(table["students"]) == set(REFERENCE_KD_ROLES) and table["seeds"] == [0, 1, 2]
-    assert set(table["verdicts"]) == {"logit_kd", "transfer_kd", "teacher_init"} and table["transfer_sentences"] == 60
+    assert list(table["students"]) == list(REFERENCE_KD_ROLES) and table["seeds"] == [0, 1, 2]
+    assert set(table["verdicts"]) == {"logit_kd", "transfer_kd", "teacher_init", "layer_kd"}, "the cascade is no student"
+    assert table["transfer_sentences"] == 60
     assert table["verdicts"]["transfer_kd"] == ("one seed of logit KD + unlabelled sentences: too few to tell a gap "
                                                 "from seed-to-seed noise")
     for role, row in table["students"].items():
@@ -96,12 +98,20 @@ def test_each_student_is_scored_with_its_own_seeds_beside_the_teacher(tiny_teach
         assert row["retention"] == (pytest.approx(row["mean_f1"] / teacher_f1, abs=1e-3) if teacher_f1 else None)
     assert table["teacher"]["latency_batch1_ms"] > 0 and all(row["latency_batch32_ms"] > 0 for row in table["students"].values())
     assert [goal["goal"] for goal in table["goals"]][0] == "reference teacher's test F1"
-    assert table["verdict"] == verdict(table["students"]["logit_kd"]["test_f1"], table["students"]["scratch"]["test_f1"])
+    assert table["verdicts"]["logit_kd"] == verdict(table["students"]["logit_kd"]["test_f1"],
+                                                    table["students"]["scratch"]["test_f1"])
+    cascade, student = table["students"]["cascade"], table["students"]["layer_kd"]
+    assert cascade["size_ratio"] > 1 > student["size_ratio"], "the cascade's parameters include its teacher's"
+    assert cascade["latency_batch1_ms"] > 0
+    fast_pair = reference_kd(context, seeds={"scratch": (0,), "teacher_init": (1,)}, corpus=small,
+                             folder=tiny_teacher_folder, latency_rounds=1, progress=False)
+    assert list(fast_pair["students"]) == ["scratch", "teacher_init"] and list(fast_pair["verdicts"]) == ["teacher_init"]
     with pytest.raises(ValueError, match="distinct seeds"):
         reference_kd(context, seeds=(0, 0), corpus=small, folder=tiny_teacher_folder)
-    with pytest.raises(ValueError, match=r"missing \['teacher_init'\], unknown \['cascade'\]"):
-        reference_kd(context, seeds={"scratch": (0,), "logit_kd": (0,), "transfer_kd": (0,), "cascade": (0,)},
-                     corpus=small, folder=tiny_teacher_folder)
+    with pytest.raises(ValueError, match=r"unknown roles \['teacher'\]"):
+        reference_kd(context, seeds={"scratch": (0,), "teacher": (0,)}, corpus=small, folder=tiny_teacher_folder)
+    with pytest.raises(ValueError, match="must name 'scratch' and at least one distilled student"):
+        reference_kd(context, seeds={"scratch": (0,), "cascade": (0,)}, corpus=small, folder=tiny_teacher_folder)
 
 
 def test_the_goals_compare_the_teacher_and_the_best_distilled_student_with_their_targets():
@@ -109,7 +119,8 @@ def test_the_goals_compare_the_teacher_and_the_best_distilled_student_with_their
     table = {"teacher": {"test_f1": 0.88, "latency_batch1_ms": 6.0},
              "students": {"scratch": {**student, "mean_f1": 0.9, "retention": 1.02},
                           "logit_kd": {**student, "mean_f1": 0.8, "retention": 0.91},
-                          "transfer_kd": {**student, "mean_f1": 0.85, "retention": 0.96}}}
+                          "transfer_kd": {**student, "mean_f1": 0.85, "retention": 0.96},
+                          "cascade": {"size_ratio": 1.02, "latency_batch1_ms": 7.0, "mean_f1": 0.87, "retention": 0.99}}}
     checks = {check.goal: (check.measured, check.met) for check in goal_checks(table)}
     who = "best distilled student (logit KD + unlabelled sentences)"
     assert checks == {"reference teacher's test F1": (0.88, True), f"{who}: share of the teacher's F1": (0.96, True),
