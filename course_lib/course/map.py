@@ -53,8 +53,9 @@ CHAPTERS: tuple[Chapter, ...] = (
             "Hinton et al. 2015 reproduced with a jitter control; a CNN teacher distilled consistently, 3 seeds; "
             "student size × T; no-3 transfer set; T × alpha heatmap; live distillation lab; the source's errata", 90),
     Chapter("07", "ner_teacher_student", "命名实体识别的蒸馏", "Distillation for NER", "seed 002 §5, 2.3",
-            "Transformer teacher → tiny students (labels, logit KD, hidden + attention KD, teacher-initialised); "
-            "the source's cascade measured; seqeval per type, latency; Hugging Face teacher; side-by-side widget", 90),
+            "a live teacher (the loop) and the shipped one → one-block students (labels, logit KD, transfer set, "
+            "teacher-initialised, hidden + attention KD) over seeds; the source's cascade measured; Hugging Face "
+            "teacher; side-by-side widget", 90),
     Chapter("08", "inference_and_deployment", "推理与部署", "Inference and deployment", "3.3, 5.3",
             "save/load, inference API, ONNX Runtime, int8, measured latency and size", 45),
     Chapter("09", "applications", "实际应用场景", "Applications", "6.1–6.3",

@@ -87,7 +87,7 @@ def test_each_student_is_scored_with_its_own_seeds_beside_the_teacher(tiny_teach
     table = reference_kd(context, seeds=seeds, corpus=small, folder=tiny_teacher_folder, latency_rounds=2,
                          progress=False)
     assert list(table["students"]) == list(REFERENCE_KD_ROLES) and table["seeds"] == [0, 1, 2]
-    assert set(table["verdicts"]) == {"logit_kd", "transfer_kd", "teacher_init", "layer_kd"}, "the cascade is no student"
+    assert set(table["verdicts"]) == {"logit_kd", "transfer_kd", "teacher_init", "layer_kd"}, "the cascade: no student"
     assert table["transfer_sentences"] == 60
     assert table["verdicts"]["transfer_kd"] == ("one seed of logit KD + unlabelled sentences: too few to tell a gap "
                                                 "from seed-to-seed noise")
@@ -105,7 +105,8 @@ def test_each_student_is_scored_with_its_own_seeds_beside_the_teacher(tiny_teach
     assert cascade["latency_batch1_ms"] > 0
     fast_pair = reference_kd(context, seeds={"scratch": (0,), "teacher_init": (1,)}, corpus=small,
                              folder=tiny_teacher_folder, latency_rounds=1, progress=False)
-    assert list(fast_pair["students"]) == ["scratch", "teacher_init"] and list(fast_pair["verdicts"]) == ["teacher_init"]
+    assert list(fast_pair["students"]) == ["scratch", "teacher_init"]
+    assert list(fast_pair["verdicts"]) == ["teacher_init"]
     with pytest.raises(ValueError, match="distinct seeds"):
         reference_kd(context, seeds=(0, 0), corpus=small, folder=tiny_teacher_folder)
     with pytest.raises(ValueError, match=r"unknown roles \['teacher'\]"):
@@ -120,7 +121,8 @@ def test_the_goals_compare_the_teacher_and_the_best_distilled_student_with_their
              "students": {"scratch": {**student, "mean_f1": 0.9, "retention": 1.02},
                           "logit_kd": {**student, "mean_f1": 0.8, "retention": 0.91},
                           "transfer_kd": {**student, "mean_f1": 0.85, "retention": 0.96},
-                          "cascade": {"size_ratio": 1.02, "latency_batch1_ms": 7.0, "mean_f1": 0.87, "retention": 0.99}}}
+                          "cascade": {"size_ratio": 1.02, "latency_batch1_ms": 7.0, "mean_f1": 0.87,
+                                      "retention": 0.99}}}
     checks = {check.goal: (check.measured, check.met) for check in goal_checks(table)}
     who = "best distilled student (logit KD + unlabelled sentences)"
     assert checks == {"reference teacher's test F1": (0.88, True), f"{who}: share of the teacher's F1": (0.96, True),
