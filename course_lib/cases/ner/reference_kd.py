@@ -31,6 +31,7 @@ spread (:func:`chapter_seeds`); :func:`reference_kd` reports mean, spread and th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import statistics
 from collections.abc import Mapping, Sequence
@@ -181,7 +182,9 @@ def reference_student(
     msra = lazy_msra(corpus)
 
     unlabelled = transfer_texts(mode) if recipe.method == "transfer" else []
-    teacher = artefact.model.to(device).eval() if recipe.method in _TEACHER_AT_EVERY_STEP else artefact.model
+    # a method that runs the teacher at every step gets its own copy on the device, so the artefact stays where it is
+    runs_teacher = recipe.method in _TEACHER_AT_EVERY_STEP
+    teacher = copy.deepcopy(artefact.model).to(device).eval() if runs_teacher else artefact.model
 
     def build(vocab: CharVocab) -> nn.Module:
         if recipe.method != "cascade":
@@ -192,7 +195,7 @@ def reference_student(
 
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         sentences = training_sentences(msra(), recipe)
-        cached = recipe.method not in ("labels", *_TEACHER_AT_EVERY_STEP)
+        cached = recipe.method != "labels" and not runs_teacher
         cache = teacher_logits(artefact, sentences, recipe.max_len, unlabelled) if cached else None
         setup = setup_method(recipe, student=model, teacher=teacher, task_loss=tagger_loss, cache=cache)
         return fit_tagger(model, recipe, sentences, msra().dev, vocab, loss_fn=setup.loss_fn,

@@ -21,10 +21,12 @@ from course_lib.cases.ner.reference_kd import (
     goal_checks,
     reference_kd,
     reference_kd_recipe,
+    reference_student,
     teacher_logits,
     verdict,
 )
 from course_lib.data import NerCorpus, load_msra
+from course_lib.nn.transformer import TokenTagger
 
 TINY_TEACHER = dataclasses.replace(REFERENCE_RECIPE, d_model=16, num_layers=1, d_ff=32, bigram_buckets=256, bigram_dim=8,
                                    epochs=1, train_sentences=200, batch_size=32, threads=1)
@@ -113,6 +115,20 @@ def test_each_student_is_scored_with_its_own_seeds_beside_the_teacher(tiny_teach
         reference_kd(context, seeds={"scratch": (0,), "teacher": (0,)}, corpus=small, folder=tiny_teacher_folder)
     with pytest.raises(ValueError, match="must name 'scratch' and at least one distilled student"):
         reference_kd(context, seeds={"scratch": (0,), "cascade": (0,)}, corpus=small, folder=tiny_teacher_folder)
+
+
+def test_a_student_that_runs_the_teacher_at_every_step_gets_its_own_copy(tiny_teacher_folder, small, model_cache,
+                                                                         context, monkeypatch):
+    monkeypatch.setitem(reference_kd_module._STUDENT, "fast",
+                        dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, train_sentences=100, epochs=1, lr=3e-3))
+    artefact = reference_teacher(tiny_teacher_folder)
+    before = {name: tensor.clone() for name, tensor in artefact.model.state_dict().items()}
+    cascade = reference_student(context, "cascade", artefact, corpus=small, progress=False)
+    layered = reference_student(context, "layer_kd", artefact, corpus=small, progress=False)
+    assert cascade.model.teacher is not artefact.model and isinstance(layered.model, TokenTagger)
+    assert all(p.requires_grad for p in artefact.model.parameters()), "the cascade froze a copy, not the artefact"
+    assert all(torch.equal(before[name], tensor) for name, tensor in artefact.model.state_dict().items())
+    assert torch.equal(cascade.model.teacher.classifier.weight, artefact.model.classifier.weight)
 
 
 def test_the_goals_compare_the_teacher_and_the_best_distilled_student_with_their_targets():
