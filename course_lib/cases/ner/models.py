@@ -21,7 +21,6 @@ retrains its students.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from course_lib.cases.common import Role, check_role, roles
@@ -29,7 +28,7 @@ from course_lib.cases.ner.tagger import (
     DROPOUT,
     TAGGER_KEY,
     TaggerRecipe,
-    build_tagger,
+    build_student,
     fit_tagger,
     lazy_msra,
     tagger_vocab,
@@ -37,7 +36,6 @@ from course_lib.cases.ner.tagger import (
 )
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import CharVocab, NerCorpus
-from course_lib.kd.cascade import CascadeTagger
 from course_lib.kd.methods import setup_method
 from course_lib.train.cache import load_or_train, model_path
 from course_lib.train.fit import Trained
@@ -89,15 +87,6 @@ def _check_recipe(recipe: object) -> None:
         raise TypeError(f"recipe must be a TaggerRecipe or None, got {type(recipe).__name__}")
 
 
-def _build(recipe: TaggerRecipe, vocab: CharVocab, teacher: nn.Module | None = None) -> nn.Module:
-    """A freshly initialised, seeded model for ``recipe`` (a cascade is built on its teacher)."""
-    if recipe.method != "cascade":
-        return build_tagger(recipe, len(vocab))
-    torch.manual_seed(recipe.seed)
-    return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads, num_layers=recipe.num_layers,
-                         d_ff=recipe.d_ff, dropout=recipe.dropout)
-
-
 def ner_teacher(
     context: CourseContext,
     *,
@@ -117,7 +106,7 @@ def ner_teacher(
         return fit_tagger(model, recipe, training_sentences(msra(), recipe), msra().dev, vocab, device=device,
                           progress=progress, desc="teacher")
 
-    return load_or_train(model_path("ner_teacher", mode), recipe, build=lambda vocab: _build(recipe, vocab),
+    return load_or_train(model_path("ner_teacher", mode), recipe, build=lambda vocab: build_student(recipe, len(vocab)),
                          train=train, vocab=lambda: tagger_vocab(msra(), recipe), depends_on=TAGGER_KEY,
                          device=device)
 
@@ -160,6 +149,6 @@ def ner_student(
         return trained
 
     return load_or_train(model_path(f"ner_{role}", mode), recipe,
-                         build=lambda vocab: _build(recipe, vocab, teacher_model), train=train,
+                         build=lambda vocab: build_student(recipe, len(vocab), teacher_model), train=train,
                          vocab=lambda: teacher.vocab, depends_on={**TAGGER_KEY, "teacher": teacher.path},
                          device=device)

@@ -48,7 +48,7 @@ from course_lib.cases.ner.tagger import (
     DROPOUT,
     TAGGER_KEY,
     TaggerRecipe,
-    build_tagger,
+    build_student,
     fit_tagger,
     lazy_msra,
     scoring_loader,
@@ -59,7 +59,6 @@ from course_lib.context import CourseContext, check_mode, context_mode_and_devic
 from course_lib.data import CharVocab, NerCorpus, Sentence, bucketed_ner_loader, load_inews, news_sentences
 from course_lib.data.cache import cache_dir
 from course_lib.files import sha256_json
-from course_lib.kd.cascade import CascadeTagger
 from course_lib.kd.methods import setup_method
 from course_lib.kd.teacher import TeacherLogitCache
 from course_lib.nn.transformer import count_parameters
@@ -186,13 +185,6 @@ def reference_student(
     runs_teacher = recipe.method in _TEACHER_AT_EVERY_STEP
     teacher = copy.deepcopy(artefact.model).to(device).eval() if runs_teacher else artefact.model
 
-    def build(vocab: CharVocab) -> nn.Module:
-        if recipe.method != "cascade":
-            return build_tagger(recipe, len(vocab))
-        torch.manual_seed(recipe.seed)
-        return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads,
-                             num_layers=recipe.num_layers, d_ff=recipe.d_ff, dropout=recipe.dropout)
-
     def train(model: nn.Module, vocab: CharVocab) -> Trained:
         sentences = training_sentences(msra(), recipe)
         cached = recipe.method != "labels" and not runs_teacher
@@ -205,7 +197,8 @@ def reference_student(
     depends_on = {**TAGGER_KEY, "teacher": artefact.path}
     if unlabelled:
         depends_on["unlabelled"] = sha256_json(unlabelled)
-    return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe, build=build, train=train,
+    return load_or_train(model_path(f"ner_reference_{role}_seed{seed}", mode), recipe,
+                         build=lambda vocab: build_student(recipe, len(vocab), teacher), train=train,
                          vocab=lambda: artefact.vocab, depends_on=depends_on, device=device)
 
 

@@ -32,6 +32,7 @@ from course_lib.data import (
     ner_loader,
 )
 from course_lib.data.msra import MSRA_SOURCE
+from course_lib.kd.cascade import CascadeTagger
 from course_lib.kd.methods import DistillRecipe
 from course_lib.nn.positional import POSITIONAL_KINDS
 from course_lib.nn.rnn import BiLSTMConfig, BiLSTMTagger
@@ -92,6 +93,20 @@ def build_tagger(recipe: TaggerRecipe, vocab_size: int) -> nn.Module:
                               bigram_buckets=recipe.bigram_buckets, bigram_dim=recipe.bigram_dim)
         return BiLSTMTagger(config, num_labels=len(LABELS))
     return TokenTagger(recipe.model_config(vocab_size), num_labels=len(LABELS))
+
+
+def build_student(recipe: TaggerRecipe, vocab_size: int, teacher: nn.Module | None = None) -> nn.Module:
+    """A freshly initialised, seeded model for ``recipe`` (chapter 07).
+
+    A tagger of the recipe's architecture, or for the ``cascade`` method a head on ``teacher``.
+    """
+    if recipe.method != "cascade":
+        return build_tagger(recipe, vocab_size)
+    if teacher is None:
+        raise ValueError("a cascade is built on its teacher: pass the trained teacher")
+    torch.manual_seed(recipe.seed)
+    return CascadeTagger(teacher, d_model=recipe.d_model, num_heads=recipe.num_heads, num_layers=recipe.num_layers,
+                         d_ff=recipe.d_ff, dropout=recipe.dropout)
 
 
 def training_sentences(corpus: NerCorpus, recipe: TaggerRecipe) -> list[Sentence]:
