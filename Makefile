@@ -16,6 +16,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MODE := $(if $(FULL),full,fast)
 TORCH_PIN := torch==2.13.0
+TEST_WORKERS ?= 2
 
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
@@ -50,9 +51,12 @@ nbval: data
 	COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
 
+# Two pytest workers with one thread each get more out of two cores than one worker with two
+# threads; each notebook or test module stays on one worker (--dist loadfile), longest first.
 test: data
-	COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results $(BIN)/python -m pytest -q -p no:cacheprovider \
-		--durations=10 tests --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg notebooks
+	OMP_NUM_THREADS=1 COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results \
+		$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=10 \
+		notebooks tests --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
 
 lab: data
 	$(BIN)/jupyter lab notebooks

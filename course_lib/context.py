@@ -1,7 +1,7 @@
 """The run a chapter is part of: fast or full mode, device, seed, versions and the results folder.
 
-This is the one place that reads ``$COURSE_MODE``, ``$COURSE_DEVICE``, ``$COURSE_RESULTS_DIR`` and
-``$COURSE_PROGRESS``.
+This is the one place that reads ``$COURSE_MODE``, ``$COURSE_DEVICE``, ``$COURSE_RESULTS_DIR``,
+``$COURSE_PROGRESS`` and the thread limit ``$OMP_NUM_THREADS``.
 
 The first code cell of each chapter is a papermill ``parameters`` cell holding ``MODE = None``;
 the next cell calls :func:`setup_notebook`. The same notebook therefore runs in fast mode under
@@ -27,6 +27,7 @@ MODE_ENV = "COURSE_MODE"
 DEVICE_ENV = "COURSE_DEVICE"
 RESULTS_ENV = "COURSE_RESULTS_DIR"
 PROGRESS_ENV = "COURSE_PROGRESS"
+THREADS_ENV = "OMP_NUM_THREADS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPORTED_PACKAGES = ("torch", "numpy", "matplotlib", "ipywidgets", "seqeval", "course_lib")
 
@@ -83,6 +84,22 @@ def progress_bars() -> bool:
     loop prints when it ends, not a progress bar frozen at the moment it was saved.
     """
     return os.environ.get(PROGRESS_ENV, "").strip() != "0"
+
+
+def cpu_thread_limit() -> int | None:
+    """The most CPU threads a run may use: ``$OMP_NUM_THREADS`` when set, else None (chapter 04).
+
+    A recipe asks for the threads its model trains fastest on; this limit keeps it from taking
+    more when several runs share the machine (``make test`` runs two test workers, one thread each).
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    first = value.split(",")[0].strip()  # OpenMP also accepts one count per nesting level
+    if not first.isdigit() or int(first) < 1:
+        raise ValueError(f"${THREADS_ENV} must be a positive whole number of threads, got {value!r}; "
+                         f"set it to e.g. 1 or unset it")
+    return int(first)
 
 
 def _seed_everything(seed: int) -> None:

@@ -7,6 +7,7 @@ import torch
 from course_lib.context import (
     CourseContext,
     context_mode_and_device,
+    cpu_thread_limit,
     progress_bars,
     _resolve_device,
     _resolve_mode,
@@ -82,3 +83,16 @@ def test_progress_bars_are_off_only_when_course_progress_is_0(monkeypatch):
     assert not progress_bars()
     monkeypatch.setenv("COURSE_PROGRESS", "1")
     assert progress_bars()
+
+
+def test_omp_num_threads_is_the_cpu_thread_limit(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_thread_limit() is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_thread_limit() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2,1")
+    assert cpu_thread_limit() == 2, "a count per nesting level: the first is the limit"
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="OMP_NUM_THREADS must be a positive whole number"):
+            cpu_thread_limit()

@@ -62,7 +62,8 @@ def test_adamw_param_groups_reject_bad_input():
         adamw_param_groups(frozen, weight_decay=0.01)
 
 
-def test_cpu_threads_sets_and_restores_thread_count():
+def test_cpu_threads_sets_and_restores_thread_count(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
     with cpu_threads("cpu", 1):
         assert torch.get_num_threads() == 1
@@ -76,6 +77,14 @@ def test_cpu_threads_sets_and_restores_thread_count():
     with pytest.raises(ValueError, match="threads must be a positive int"):
         with cpu_threads("cpu", 0):
             pass
+
+
+def test_cpu_threads_never_exceeds_omp_num_threads(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with cpu_threads("cpu", 2):
+        assert torch.get_num_threads() == 1, "two workers of make test share two cores, one thread each"
+    assert torch.get_num_threads() == before
 
 
 def test_fit_builds_the_recipes_optimiser_and_schedule_and_times_the_run():
