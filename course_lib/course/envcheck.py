@@ -25,7 +25,7 @@ from course_lib.data import DataError, cache_dir, load_mnist, load_msra
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 RUNTIME, DEV = "course", "dev"
 # distributions whose import name is not the distribution name with "-" replaced by "_"
-IMPORT_NAMES: dict[str, str] = {"scikit-learn": "sklearn", "pillow": "PIL", "pyyaml": "yaml"}
+IMPORT_NAMES: dict[str, str] = {"scikit-learn": "sklearn", "pillow": "PIL", "pyyaml": "yaml", "pytest-xdist": "xdist"}
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$")
 _SPECIFIER = re.compile(r"^\s*(==|!=|>=|<=|>|<)\s*([0-9][0-9A-Za-z.+-]*)\s*$")
 

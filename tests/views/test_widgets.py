@@ -9,7 +9,7 @@ from course_lib.views.widgets import STATIC_CAPTION, _figure_of, explorer, show_
 
 
 def test_explorer_draws_now_and_on_change():
-    calls = []
+    calls, open_before = [], plt.get_fignums()
 
     def draw(temperature):
         calls.append(temperature)
@@ -24,7 +24,7 @@ def test_explorer_draws_now_and_on_change():
     slider.value = 4.0
     assert calls == [1.0, 4.0]
     assert output.outputs[0]["data"]["image/png"] != first
-    assert plt.get_fignums() == []
+    assert plt.get_fignums() == open_before, "the explorer closes the figures it draws"
 
 
 def test_explorer_rejects_bad_controls_and_drawings():
