@@ -71,6 +71,15 @@ def test_run_writes_the_header_the_measurement_and_the_readme_block(tmp_path, mo
     assert "rows: 3" in readme.read_text(encoding="utf-8")
 
 
+def test_the_header_names_the_threads_the_limit_lets_a_benchmark_use(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    two_threads = Benchmark("two", "asks for two threads", measure, threads=2)
+    args = two_threads.parser().parse_args(["--mode", "fast"])
+    assert two_threads.header(args, "cpu")["device"].endswith("1 used)")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert two_threads.header(args, "cpu")["device"].endswith("2 used)")
+
+
 def test_the_device_and_cpu_are_named():
     text = device_description("cpu", 2)
     assert text.startswith("cpu: ") and text.endswith("2 used)")
