@@ -54,14 +54,18 @@ nbval: data
 # Two pytest workers with one thread each get more out of two cores than one worker with two
 # threads; each notebook or test module stays on one worker (--dist loadfile), handed out in
 # TEST_ORDER: chapters 07 and 06 first (chapter 08 loads the models they train), then the longest
-# chapters, the other chapters in course order, then the unit tests.
+# chapters, the other chapters in course order, then the unit tests. The widgets driven in
+# JupyterLab run afterwards on their own: a browser sharing its core with training is too slow
+# for the front end's own time limits.
 FIRST_NOTEBOOKS := notebooks/07_ner_teacher_student.ipynb notebooks/06_mnist_teacher_student.ipynb \
 	notebooks/09_applications.ipynb notebooks/04_transformer_block_and_training.ipynb
 TEST_ORDER := $(FIRST_NOTEBOOKS) $(filter-out $(FIRST_NOTEBOOKS),$(sort $(wildcard notebooks/*.ipynb))) tests
+BROWSER_TESTS := tests/views/test_widgets_in_jupyterlab.py
+TEST_ENV := OMP_NUM_THREADS=1 COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results
 test: data
-	OMP_NUM_THREADS=1 COURSE_MODE=fast COURSE_PROGRESS=0 COURSE_RESULTS_DIR=$(CURDIR)/build/test-results \
-		$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
-		--durations=10 $(TEST_ORDER) --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=10 $(TEST_ORDER) --ignore=$(BROWSER_TESTS) --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(BROWSER_TESTS)
 
 lab: data
 	$(BIN)/jupyter lab notebooks
