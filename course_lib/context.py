@@ -102,6 +102,11 @@ def cpu_thread_limit() -> int | None:
     return int(first)
 
 
+def capped_threads(threads: int) -> int:
+    """``threads``, but never more than :func:`cpu_thread_limit` (chapter 04)."""
+    return min(threads, cpu_thread_limit() or threads)
+
+
 def _seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so that runs repeat on one machine."""
     if not isinstance(seed, int) or seed < 0:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from course_lib.context import REPO_ROOT, CourseContext, cpu_thread_limit, setup_notebook
+from course_lib.context import REPO_ROOT, CourseContext, capped_threads, setup_notebook
 from course_lib.course.results import replace_marked_block
 from course_lib.files import write_json_atomic
 
@@ -141,7 +141,7 @@ class Benchmark:
             "mode": args.mode,
             "epochs_cap": getattr(args, "epochs", None),
             "student_epochs_cap": getattr(args, "student_epochs", None),
-            "device": device_description(device, min(self.threads, cpu_thread_limit() or self.threads)),
+            "device": device_description(device, capped_threads(self.threads)),
             "cpu_flags": cpu_flags(),
             "torch": torch.__version__,
             "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from course_lib import checks
-from course_lib.context import cpu_thread_limit
+from course_lib.context import capped_threads
 from course_lib.data import CharVocab
 from course_lib.data.subwords import SubwordVocab
 from course_lib.train.distributed import current_processes, for_processes
@@ -75,10 +75,10 @@ def cpu_threads(device: torch.device | str, threads: int) -> Iterator[None]:
     Small models train fastest on few threads: their matrices are too small for intra-op
     parallelism to pay, and on a machine whose cores are busy with other work, extra threads
     wait on each other. Never more than ``$OMP_NUM_THREADS`` when it is set
-    (:func:`~course_lib.context.cpu_thread_limit`). On a GPU this does nothing.
+    (:func:`~course_lib.context.capped_threads`). On a GPU this does nothing.
     """
     threads = checks.positive_int("threads", threads)
-    threads = min(threads, cpu_thread_limit() or threads)
+    threads = capped_threads(threads)
     if torch.device(device).type != "cpu":
         yield
         return
