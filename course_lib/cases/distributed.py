@@ -55,6 +55,7 @@ from course_lib.cases.translation import (
     translation_model,
     translation_recipe,
     translation_scores,
+    word_kd_targets,
 )
 from course_lib.context import CourseContext
 from course_lib.data import load_bible, load_mnist, load_msra, mnist_tensors
@@ -191,8 +192,10 @@ def distil_mt_on_processes(processes: Processes, mode: str = "fast", epochs: int
     """Distil chapter 09's word-level KD translation student (Kim & Rush) on this process's share of every batch (chapter 08).
 
     The English → Spanish teacher comes from the model cache (rank 0 trains it first when it is
-    missing, while the others wait); the student trains through ``fit``, which wraps it in DDP and
-    deals out each batch of the length-bucketed loader. Returns the run's figures and the greedy
+    missing, while the others wait), and so do its cached top subwords at every target position;
+    the student trains through ``fit``, which wraps it in DDP and deals out each batch of the
+    length-bucketed loader, indices included, so every rank looks up its own verses' targets.
+    Returns the run's figures and the greedy
     BLEU of the student on the first test verses (every rank holds the same student).
     """
     context = CourseContext(mode=mode, device=processes.device, seed=0)
@@ -206,6 +209,7 @@ def distil_mt_on_processes(processes: Processes, mode: str = "fast", epochs: int
     torch.manual_seed(recipe.seed)
     student = Seq2SeqTransformer(recipe.model_config(len(data.vocab)))
     start = time.perf_counter()
+    on_main_process(processes, lambda: word_kd_targets(teacher.model, recipe, data, mode, data.targets))
     trained = fit_translation(student, "word_kd", recipe, data, teacher, mode, processes.device, processes.main)
     seconds = mean_over_processes(time.perf_counter() - start, processes)
     test = corpus.test[:MT_TEST_VERSES]

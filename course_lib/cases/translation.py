@@ -8,7 +8,8 @@ parameters) trained four ways on the same training sources for the same budget:
 - ``alone``: the reference translations, label-smoothed cross-entropy;
 - ``word_kd``: *word-level* distillation: at every target position, under teacher forcing on the
   reference, ``alpha`` on the reference token and ``1 - alpha`` on ``T**2`` times the KL to the
-  teacher's next-token distribution (:func:`~course_lib.kd.losses.kd_loss`, padding masked);
+  teacher's next-token distribution (:func:`~course_lib.kd.losses.kd_loss`, padding masked), kept
+  to the teacher's :data:`WORD_KD_TOP_K` most likely subwords and computed once (:func:`teacher_word_targets`);
 - ``seq_kd``: *sequence-level* distillation: the label-smoothed loss on the teacher's beam-search
   translations of the training sources instead of the references;
 - ``word_seq_kd``: both: word-level distillation on the teacher's translations.
@@ -18,7 +19,8 @@ trained once and kept beside the models, named by the training data and its size
 cached by :func:`~course_lib.train.cache.load_or_train` (a student by its recipe, the data, the
 vocabulary and the teacher's file); the teacher's beam translations of the training sources are
 computed once and kept on disk under the sha256 of the teacher's weights, the beam size, the
-length limit and the sources (:func:`teacher_translations`). Verses whose source or reference is
+length limit and the sources (:func:`teacher_translations`), and so are its top subwords at every
+target position for word-level KD (:func:`teacher_word_targets`). Verses whose source or reference is
 longer than ``max_len`` subwords are left out of training and counted.
 
 Measured for each model: corpus BLEU and chrF (``sacrebleu``, whose signatures are reported) on
@@ -65,7 +67,7 @@ from course_lib.data.bible import BibleCorpus, VersePair
 from course_lib.data.subwords import EOS_ID, SubwordVocab, pad_sequences
 from course_lib.files import sha256_json, sha256_text, write_json_atomic
 from course_lib.kd.distiller import Distiller
-from course_lib.kd.teacher import Batch
+from course_lib.kd.teacher import Batch, TeacherLogitCache
 from course_lib.nn.seq2seq import CachedDecoder, Seq2SeqConfig, Seq2SeqTransformer
 from course_lib.nn.transformer import count_parameters
 from course_lib.train.cache import load_or_train, model_path
@@ -90,6 +92,7 @@ PAPER_ROW = {"teacher": "teacher", "alone": "no_kd", "word_kd": "word_kd", "seq_
 EVAL_PAIRS = {"fast": 40, "full": None}  # dev and test verses scored per model (None: the whole split)
 LATENCY_SENTENCES = 3  # test verses of median length, each translated at batch 1, per timed call
 TRANSLATION_GOALS = {"teacher_bleu": 20.0, "seq_kd_gap": 1.0, "seq_kd_speedup": 3.0}
+WORD_KD_TOP_K = 8  # the teacher's most likely subwords kept per target position for word-level KD
 """Chapter 09's goals in full mode: the teacher's test BLEU (greedy), how far at most the sequence-level
 student's greedy BLEU may fall below it, and that student's speed-up of greedy decoding at batch 1."""
 _SHARED = ("train_pairs", "vocab_size", "max_len", "beam_size", "dev_pairs")
@@ -331,18 +334,21 @@ def teacher_forced_logits(model: nn.Module, batch: Batch) -> Tensor:
     return model(batch["src_ids"], batch["src_mask"], batch["tgt_in"], batch["mask"])
 
 
-def translation_loss(recipe: TranslationRecipe, teacher: nn.Module | None = None) -> LossFn:
+def translation_loss(recipe: TranslationRecipe, teacher: nn.Module | None = None,
+                     cache: TeacherLogitCache | None = None) -> LossFn:
     """The ``loss_fn(model, batch)`` of ``recipe.method`` (chapter 09).
 
     "labels" and "seq_kd": label-smoothed cross-entropy on the batch's targets (the references, or
     the teacher's translations); "word_kd" and "word_seq_kd": a :class:`~course_lib.kd.distiller.Distiller`
     of the frozen ``teacher``, i.e. :func:`~course_lib.kd.losses.kd_loss` over the real target
     positions (its hard term is the plain cross-entropy; the teacher's distribution already smooths).
+    With a ``cache`` (:func:`teacher_word_targets`) the teacher's logits are looked up by the
+    batch's indices instead of running the teacher at every step.
     """
     if recipe.method in ("word_kd", "word_seq_kd"):
         if teacher is None:
             raise ValueError(f"method {recipe.method!r} learns from a teacher: pass the trained teacher")
-        return Distiller(teacher, recipe.temperature, recipe.alpha, forward=teacher_forced_logits)
+        return Distiller(teacher, recipe.temperature, recipe.alpha, forward=teacher_forced_logits, cache=cache)
 
     def loss(model: nn.Module, batch: Batch) -> Tensor:
         return label_smoothed_cross_entropy(teacher_forced_logits(model, batch), batch["labels"],
@@ -466,6 +472,39 @@ def _translations_path(mode: str, beam_size: int) -> Path:
     return cache_dir() / "models" / f"mt_teacher_beam{beam_size}_{check_mode(mode)}.json"
 
 
+def teacher_word_targets(teacher: Seq2SeqTransformer, sources: Sequence[list[int]], targets: Sequence[list[int]], *,
+                         path: Path, top_k: int = WORD_KD_TOP_K, batch_size: int = 64) -> TeacherLogitCache:
+    """The teacher's ``top_k`` largest logits at each position of ``targets``, read or computed once (chapter 09).
+
+    These are word-level KD's targets: the teacher would compute the same ones at every step of
+    every epoch, since it reads the same (source, target) pairs without dropout. Keeping the top
+    ``top_k`` of the 4,000 subwords makes the cache small enough to keep (the whole distribution
+    of every position would take gigabytes); the KL term then compares the student with the
+    teacher's distribution renormalised over those subwords. The file is keyed by the sha256 of
+    the teacher's weights, ``top_k`` and the pairs; the teacher reads pairs of similar length
+    together, in a fixed order.
+    """
+    if len(sources) != len(targets):
+        raise ValueError(f"sources and targets must pair up, got {len(sources)} sources and {len(targets)} targets")
+    key = {"teacher": _weights_sha256(teacher), "top_k": str(top_k),
+           "pairs": sha256_json([[list(source), list(target)] for source, target in zip(sources, targets)])}
+    cached = TeacherLogitCache.load(path, key)
+    if cached is not None:
+        return cached
+    order = sorted(range(len(sources)), key=lambda index: (len(targets[index]), len(sources[index])))
+    chunks = (order[start : start + batch_size] for start in range(0, len(order), batch_size))
+    batches = (translation_batch([(index, sources[index], targets[index]) for index in chunk]) for chunk in chunks)
+    cache = TeacherLogitCache.build(teacher, batches, forward=teacher_forced_logits,
+                                    device=next(teacher.parameters()).device, top_k=top_k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache.save(path, key)
+    return cache
+
+
+def _word_targets_path(mode: str, targets: str) -> Path:
+    return cache_dir() / "models" / f"mt_teacher_top{WORD_KD_TOP_K}_{targets}_{check_mode(mode)}.pt"
+
+
 def _dev_bleu(vocab: SubwordVocab, max_len: int) -> Callable[[nn.Module, Sequence[VersePair]], dict[str, float]]:
     """An ``evaluate_fn`` for :func:`~course_lib.train.fit.fit`: greedy BLEU on the dev verses it is given."""
 
@@ -506,6 +545,8 @@ def translation_model(
     depends_on: dict[str, Path | str] = {"data": data.data_sha256, "vocab": data.vocab_sha256}
     if recipe.learns_from_teacher:
         depends_on["teacher"] = teacher.path
+    if recipe.method in ("word_kd", "word_seq_kd"):
+        depends_on["teacher_top_k"] = str(WORD_KD_TOP_K)
     name = role if role == "teacher" else f"{role}_seed{recipe.seed}"
 
     def build(_: Any) -> nn.Module:
@@ -534,7 +575,10 @@ def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data
         metrics |= {"teacher_unfinished": written.unfinished,
                     "teacher_target_subwords": round(statistics.mean(map(len, targets)), 2)}
     teacher_model = teacher.model.to(device) if teacher is not None else None
-    loss_fn = translation_loss(recipe, teacher_model if recipe.method in ("word_kd", "word_seq_kd") else None)
+    cache = None
+    if recipe.method in ("word_kd", "word_seq_kd"):
+        cache = word_kd_targets(teacher_model, recipe, data, mode, targets)
+    loss_fn = translation_loss(recipe, teacher_model if cache is not None else None, cache)
     trained = fit(model, translation_loader(data.sources, targets, recipe.batch_size, seed=recipe.seed), recipe,
                   loss_fn=loss_fn, dev_loader=_spread(data.corpus.dev, recipe.dev_pairs),
                   evaluate_fn=_dev_bleu(data.vocab, recipe.max_len),
@@ -542,6 +586,17 @@ def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data
                   desc=f"{TRANSLATION_ROLES[role].title}, seed {recipe.seed}")
     trained.metrics = {"dev_curve": [round(r.dev["bleu"], 3) for r in trained.history.epochs], **metrics}
     return trained
+
+
+def word_kd_targets(teacher: Seq2SeqTransformer, recipe: TranslationRecipe, data: TranslationData, mode: str,
+                    targets: Sequence[list[int]]) -> TeacherLogitCache:
+    """Word-level KD's cached targets: the teacher's top subwords at every position of ``targets`` (chapter 09).
+
+    ``targets`` are the training targets: the references for word_kd, the teacher's beam
+    translations for word_seq_kd; each kind has its own file.
+    """
+    name = f"beam{recipe.beam_size}" if recipe.method == "word_seq_kd" else "references"
+    return teacher_word_targets(teacher, data.sources, targets, path=_word_targets_path(mode, name))
 
 
 def score_translations(model: nn.Module, vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,

@@ -50,14 +50,19 @@ class Distiller:
         self.forward = forward
         self.cache = cache
 
-    def teacher_logits(self, batch: Batch, device: torch.device) -> Tensor:
-        """The teacher's logits for ``batch``: from the cache when there is one, else a no-grad eval pass."""
+    def teacher_logits(self, batch: Batch, device: torch.device, width: int | None = None) -> Tensor:
+        """The teacher's logits for ``batch``: from the cache when there is one, else a no-grad eval pass.
+
+        ``width`` is the batch's padded length in tokens (default: that of ``batch["input_ids"]``),
+        to which a cache of token logits is cut.
+        """
         batch = batch_fields(batch)
         if self.cache is not None:
             if "index" not in batch:
                 raise KeyError("a TeacherLogitCache needs batch['index'], the dataset index of every example")
-            width = batch["input_ids"].shape[1] if self.cache.per_token and "input_ids" in batch else None
-            return self.cache.lookup(batch["index"], width).to(device)
+            if width is None and "input_ids" in batch:
+                width = batch["input_ids"].shape[1]
+            return self.cache.lookup(batch["index"], width if self.cache.per_token else None).to(device)
         self.teacher.eval()
         with torch.no_grad():
             return self.forward(self.teacher, batch)
@@ -68,7 +73,8 @@ class Distiller:
             raise ValueError("the student passed to the Distiller is its teacher: pass the model being trained")
         batch = batch_fields(batch)
         student_logits = self.forward(student, batch)
-        teacher_logits = self.teacher_logits(batch, student_logits.device)
+        width = student_logits.shape[1] if student_logits.dim() == 3 else None
+        teacher_logits = self.teacher_logits(batch, student_logits.device, width)
         mask = batch.get("mask") if student_logits.dim() == 3 else None
         return distillation_terms(student_logits, teacher_logits, batch.get("labels"), self.temperature, mask,
                                   need=needed_terms(self.alpha))

@@ -19,6 +19,7 @@ from course_lib.cases.translation import (
     prepare_translation_data,
     subword_vocab,
     teacher_translations,
+    teacher_word_targets,
     translation_batch,
     translation_loss,
     translation_model,
@@ -159,6 +160,32 @@ def test_word_kd_is_kd_loss_over_the_real_target_positions():
     torch.testing.assert_close(translation_loss(recipe, teacher)(student, padded), loss)
     with pytest.raises(ValueError, match="learns from a teacher"):
         translation_loss(recipe)
+
+
+def test_word_level_targets_are_the_teachers_top_subwords_computed_once_and_keyed_by_the_teacher(tmp_path, monkeypatch):
+    teacher, student = tiny_model(0), tiny_model(1, d_model=8)
+    recipe = TranslationRecipe(method="word_kd", temperature=2.0, alpha=0.3)
+    batch = word_kd_batch()
+    sources = [[5, 6, 7, 8, EOS_ID], [11, EOS_ID], [13, 14, EOS_ID]]
+    targets = [[9, 10, EOS_ID], [12, 13, 14, 15, 16, EOS_ID], [17, EOS_ID]]
+    path = tmp_path / "top.pt"
+    whole = teacher_word_targets(teacher, sources, targets, path=path, top_k=30)  # every subword of the vocabulary
+    assert whole.per_token and whole.logits.shape == (3, 6, 30) and path.is_file()
+    cached_loss = translation_loss(recipe, teacher, whole)(student, batch)
+    torch.testing.assert_close(cached_loss, translation_loss(recipe, teacher)(student, batch), atol=2e-3, rtol=1e-3)
+    with monkeypatch.context() as patch:
+        patch.setattr(translation.TeacherLogitCache, "build", lambda *a, **k: pytest.fail("the teacher ran again"))
+        again = teacher_word_targets(teacher, sources, targets, path=path, top_k=30)
+    assert torch.equal(again.logits, whole.logits)
+    top = teacher_word_targets(teacher, sources, targets, path=tmp_path / "top4.pt", top_k=4)
+    kept = top.lookup(torch.tensor([1]))[0]
+    assert torch.isfinite(kept).sum(dim=-1).eq(4).all(), "four subwords kept at each target position"
+    with torch.no_grad():
+        teacher.output.weight[5, 0] += 1.0
+    changed = teacher_word_targets(teacher, sources, targets, path=path, top_k=30)
+    assert not torch.equal(changed.logits, whole.logits), "another teacher's targets are computed again"
+    with pytest.raises(ValueError, match="must pair up"):
+        teacher_word_targets(teacher, sources, targets[:2], path=path)
 
 
 def test_the_reference_loss_is_label_smoothed_cross_entropy():

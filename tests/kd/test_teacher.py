@@ -103,6 +103,14 @@ def test_the_soft_target_profile_says_how_much_lies_beyond_the_top_class_on_real
     profile = soft_target_profile(model, [batch], temperature=1.0)
     assert profile["beyond_top"] == pytest.approx(0.75 / 4) and profile["entropy_bits"] == pytest.approx(2.0 / 4)
     assert soft_target_profile(model, [batch], temperature=20.0)["beyond_top"] > profile["beyond_top"]
+    kept = soft_target_profile(model, [batch], temperature=1.0, top_k=2)
+    assert kept["top_k_mass"] == pytest.approx((1.0 + 0.5 + 1.0 + 1.0) / 4), "the flat row keeps half of its mass"
+    assert kept["top_k_mass_p10"] == pytest.approx(0.65), "the 10th percentile of 0.5, 1, 1, 1"
+    assert soft_target_profile(model, [batch], temperature=1.0, top_k=4)["top_k_mass"] == pytest.approx(1.0)
+    flat = soft_target_profile(model, [batch], temperature=1.0, forward=lambda m, fields: torch.zeros(2, 2, 4))
+    assert flat["beyond_top"] == pytest.approx(0.75), "forward(model, batch) gives the logits"
+    with pytest.raises(ValueError, match="top_k"):
+        soft_target_profile(model, [batch], temperature=1.0, top_k=0)
     with pytest.raises(ValueError, match="no position"):
         soft_target_profile(model, [], temperature=1.0)
     with pytest.raises(ValueError, match="temperature"):
@@ -120,3 +128,64 @@ def test_two_caches_join_in_order_with_token_logits_padded_to_the_longer():
     assert rows.logits.shape == (3, 3)
     with pytest.raises(ValueError, match="only caches of the same kind join"):
         TeacherLogitCache.joined(short, TeacherLogitCache(torch.randn(2, 7)))
+
+
+def test_a_top_k_cache_keeps_each_rows_largest_logits_and_rules_out_the_other_classes():
+    sentences, vocab = _sentences()
+    teacher = tagger(2).eval()
+    loader = ner_loader(sentences, vocab, batch_size=5, shuffle=False)
+    cache = TeacherLogitCache.build(teacher, loader, top_k=3)
+    assert cache.logits.dtype == torch.float16 and cache.top_classes.dtype == torch.int16
+    assert cache.logits.shape == (len(sentences), max(len(s) for s in sentences), 3) and cache.num_classes == 7
+    whole = TeacherLogitCache.build(teacher, loader, top_k=7)
+    for batch in bucketed_ner_loader(sentences, vocab, batch_size=4, seed=2):
+        with torch.no_grad():
+            expected = teacher(batch["input_ids"], mask=batch["mask"]).logits[batch["mask"]]
+        width = batch["input_ids"].shape[1]
+        kept = cache.lookup(batch["index"], width)[batch["mask"]]
+        assert kept.shape == expected.shape and torch.isfinite(kept).sum(dim=-1).eq(3).all()
+        finite = torch.isfinite(kept)
+        assert torch.allclose(kept[finite], expected[finite], atol=1e-2), "the kept logits are the teacher's"
+        smallest_kept = expected[finite].reshape(-1, 3).min(dim=-1).values
+        assert (smallest_kept >= expected.masked_fill(finite, -1e9).max(dim=-1).values).all(), "the largest are kept"
+        assert torch.allclose(whole.lookup(batch["index"], width)[batch["mask"]], expected, atol=1e-2), "k = classes"
+    with pytest.raises(ValueError, match="top_k=8 is more than the teacher's 7 classes"):
+        TeacherLogitCache.build(teacher, loader, top_k=8)
+    with pytest.raises(ValueError, match="top_k"):
+        TeacherLogitCache.build(teacher, loader, top_k=0)
+
+
+def test_a_distiller_on_a_top_k_cache_matches_the_kl_to_the_renormalised_top_k_distribution(tmp_path):
+    sentences, vocab = _sentences()
+    teacher, student = tagger(2).eval(), tagger(1, seed=1).eval()
+    cache = TeacherLogitCache.build(teacher, ner_loader(sentences, vocab, batch_size=5, shuffle=False), top_k=2)
+    path = cache.save(tmp_path / "top2.pt", {"teacher": "abc"})
+    again = TeacherLogitCache.load(path, {"teacher": "abc"})
+    assert again is not None and torch.equal(again.top_classes, cache.top_classes) and again.num_classes == 7
+    batch = next(iter(bucketed_ner_loader(sentences, vocab, batch_size=6, seed=1)))
+    with torch.no_grad():
+        teacher_logits = teacher(batch["input_ids"], mask=batch["mask"]).logits
+        student_logits = student(batch["input_ids"], mask=batch["mask"]).logits
+    top_values, top = teacher_logits[batch["mask"]].topk(2, dim=-1)
+    p = torch.softmax(top_values / 2.0, dim=-1)
+    log_q = torch.log_softmax(student_logits[batch["mask"]] / 2.0, dim=-1).gather(-1, top)
+    expected = 4.0 * (p * (p.log() - log_q)).sum(dim=-1).mean()
+    # an encoder-decoder's batch has no input_ids: the cache is cut to the width of the student's logits
+    batch = {"tokens": batch["input_ids"], "mask": batch["mask"], "index": batch["index"]}
+    distiller = Distiller(teacher, temperature=2.0, alpha=0.0, cache=again,
+                          forward=lambda model, fields: model(fields["tokens"], mask=fields["mask"]).logits)
+    with torch.no_grad():
+        loss = distiller(student, batch)
+    assert torch.allclose(loss, expected, atol=1e-3)
+
+
+def test_top_k_caches_join_and_a_top_k_cache_joins_no_full_one():
+    first = TeacherLogitCache(torch.randn(2, 3, 2).half(), torch.randint(0, 5, (2, 3, 2), dtype=torch.int16), 5)
+    second = TeacherLogitCache(torch.randn(1, 4, 2).half(), torch.randint(0, 5, (1, 4, 2), dtype=torch.int16), 5)
+    both = TeacherLogitCache.joined(first, second)
+    assert both.logits.shape == (3, 4, 2) and both.top_classes.shape == (3, 4, 2) and both.num_classes == 5
+    assert torch.equal(both.lookup(torch.tensor([2])), second.lookup(torch.tensor([0])))
+    with pytest.raises(ValueError, match="only caches of the same kind join"):
+        TeacherLogitCache.joined(first, TeacherLogitCache(torch.randn(2, 3, 5)))
+    with pytest.raises(ValueError, match="num_classes must count every class"):
+        TeacherLogitCache(torch.randn(2, 3, 2), torch.zeros(2, 3, 2, dtype=torch.int16), None)
