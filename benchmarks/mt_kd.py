@@ -10,8 +10,7 @@ training verse, rebuilt by ``make teachers``) and trains (or loads from the mode
 students of ``course_lib.cases.translation`` — references only, word-level KD, sequence-level KD,
 both — on the teacher's vocabulary, and measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
 greedy and beam search, per seed with mean and standard deviation (the seeds of ``translation_seeds``:
-in full mode three for references only and for sequence-level KD, one for each word-level student,
-unless ``--seeds`` names seeds for all); parameters; the CPU time of
+in full mode three for every student, unless ``--seeds`` names others); parameters; the CPU time of
 greedy decoding at batch 1 on one thread. The JSON holds every row, the seed verdicts, example
 translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
 the wall time and the device. Fast mode's students learn from a spread-out part of the training
@@ -44,7 +43,9 @@ def readme_table(payload: dict) -> str:
         f"{payload['device']}, {payload['wall_seconds'] / 60:.0f} min wall time, models from the cache included, "
         f"{training / 60:.0f} min of student training in all; {payload['train_pairs']:,} training "
         f"verse pairs ({payload['dropped_long_pairs']:,} longer than {payload['max_len']} subwords left out), "
-        f"{payload['vocab_size']:,} shared BPE subwords; {payload['test_pairs']:,} test verses (Ruth, Proverbs, Acts); "
+        f"{payload['vocab_size']:,} shared BPE subwords; word-level KD on the teacher's top "
+        f"{payload['word_kd_top_k']} subwords a position, computed once; "
+        f"{payload['test_pairs']:,} test verses (Ruth, Proverbs, Acts); "
         f"seeds per student: {seeds}; mean ± sd; beam {payload['beam_size']}; time per sentence: greedy, "
         "batch 1, one CPU thread)._",
         "",

@@ -681,7 +681,8 @@ def compare_translation(
     per seed with mean and sd, ms per sentence at batch 1 on one CPU thread, the speed-up over
     the teacher, training seconds, seeds, dev curves), ``verdicts`` of each KD student against
     ``alone`` on test greedy BLEU, ``goals`` (:func:`translation_goal_checks`, meant for full
-    mode), ``examples``, the sacrebleu signatures, the data sizes and :data:`KIM_RUSH_2016`.
+    mode), ``examples``, the sacrebleu signatures, the data sizes, ``word_kd_top_k`` (the
+    teacher's subwords word-level KD keeps per position) and :data:`KIM_RUSH_2016`.
     """
     mode, _ = context_mode_and_device(context)
     by_role = seeds_by_role(seeds, list(TRANSLATION_ROLES)[1:])
@@ -739,7 +740,7 @@ def compare_translation(
         "mode": mode, "seeds": seeds, "vocab_size": len(data.vocab), "max_len": data.max_len,
         "train_pairs": len(data.sources), "dropped_long_pairs": data.dropped, "dev_pairs": len(splits["dev"]),
         "test_pairs": len(splits["test"]), "test_sources_cut": cut, "beam_size": data_recipe.beam_size,
-        "teacher_source": source,
+        "teacher_source": source, "word_kd_top_k": WORD_KD_TOP_K,
         "latency_sentences": LATENCY_SENTENCES, "latency_rounds": latency_rounds, "sacrebleu": sacrebleu_signatures(),
         "rows": rows, "verdicts": verdicts, "goals": goals, "examples": shown, "kim_rush_2016": KIM_RUSH_2016,
         "paper_row": PAPER_ROW,

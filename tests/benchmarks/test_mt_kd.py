@@ -32,6 +32,7 @@ def payload() -> dict:
     return {"mode": "full", "epochs_cap": None, "student_epochs_cap": None, "device": "cpu: test",
             "wall_seconds": 7200.0, "seeds": [0, 1, 2], "vocab_size": 6000, "max_len": 100, "train_pairs": 28_500,
             "dropped_long_pairs": 84, "test_pairs": 2005, "beam_size": 5, "rows": rows,
+            "word_kd_top_k": 8,
             "verdicts": {"seq_kd": "(c) student, sequence-level KD beats (a) student, references only by 4.0 BLEU",
                          "word_kd": "no measurable difference (+1.0 BLEU, within twice the seed spread)",
                          "word_seq_kd": "(d) beats (a) by 4.5 BLEU"},
@@ -55,6 +56,7 @@ def test_the_block_has_every_model_beside_kim_and_rush():
     assert "| 4.0× | – |" in table
     assert "28,500 training verse pairs (84 longer than 100 subwords left out)" in table
     assert "seeds per student: (a) 3; (b) 1; (c) 3; (d) 1;" in table
+    assert "word-level KD on the teacher's top 8 subwords a position, computed once;" in table
     assert "120 min wall time, models from the cache included, 80 min of student training in all;" in table
     verdicts = [table.index(f"- {TRANSLATION_ROLES[role].title}: ") for role in ("word_kd", "seq_kd", "word_seq_kd")]
     assert verdicts == sorted(verdicts), "the verdicts follow the table's order, whatever the JSON's key order"

@@ -285,6 +285,7 @@ def test_the_comparison_measures_every_student_for_each_of_its_seeds(corpus, con
     assert not table["verdicts"]["seq_kd"].startswith("one seed")
     assert table["rows"]["alone"]["size_ratio"] < 1 and table["rows"]["teacher"]["speedup"] == 1.0
     assert table["rows"]["seq_kd"]["extra"]["teacher_unfinished"] >= 0
+    assert table["word_kd_top_k"] == translation.WORD_KD_TOP_K
     assert set(table["verdicts"]) == {"word_kd", "seq_kd", "word_seq_kd"}
     assert (table["train_pairs"], table["test_pairs"], table["dev_pairs"]) == (40, 6, 6)
     assert table["sacrebleu"]["bleu"].startswith("nrefs:1|case:mixed") and "version:" in table["sacrebleu"]["chrf"]
