@@ -16,6 +16,7 @@ from course_lib import checks
 from course_lib.kd.layers import LayerMap, comparable_maps
 from course_lib.kd.losses import (
     HiddenStateLoss,
+    TopLogits,
     attention_map_loss,
     distillation_terms,
     needed_terms,
@@ -50,9 +51,10 @@ class Distiller:
         self.forward = forward
         self.cache = cache
 
-    def teacher_logits(self, batch: Batch, device: torch.device, width: int | None = None) -> Tensor:
+    def teacher_logits(self, batch: Batch, device: torch.device, width: int | None = None) -> Tensor | TopLogits:
         """The teacher's logits for ``batch``: from the cache when there is one, else a no-grad eval pass.
 
+        A top-k cache gives the kept logits and their classes (:class:`~course_lib.kd.losses.TopLogits`).
         ``width`` is the batch's padded length in tokens (default: that of ``batch["input_ids"]``),
         to which a cache of token logits is cut.
         """
@@ -62,7 +64,10 @@ class Distiller:
                 raise KeyError("a TeacherLogitCache needs batch['index'], the dataset index of every example")
             if width is None and "input_ids" in batch:
                 width = batch["input_ids"].shape[1]
-            return self.cache.lookup(batch["index"], width if self.cache.per_token else None).to(device)
+            width = width if self.cache.per_token else None
+            if self.cache.top_classes is not None:
+                return self.cache.lookup_top(batch["index"], width).to(device)
+            return self.cache.lookup(batch["index"], width).to(device)
         self.teacher.eval()
         with torch.no_grad():
             return self.forward(self.teacher, batch)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +73,44 @@ def entropy_bits(probabilities: Tensor, dim: int = -1) -> Tensor:
     return -torch.special.xlogy(probabilities, probabilities).sum(dim=dim) / math.log(2.0)
 
 
-def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
+@dataclass(frozen=True)
+class TopLogits:
+    """A teacher's largest logits (``values``) and their class ids (``classes``), both (..., k) (chapter 09).
+
+    What a top-k :class:`~course_lib.kd.teacher.TeacherLogitCache` keeps: every other class has
+    probability 0 in the teacher's distribution, so the soft term needs only the student's
+    log-probabilities of these ``k`` classes, not a full row of teacher logits.
+    """
+
+    values: Tensor
+    classes: Tensor
+
+    def __post_init__(self) -> None:
+        if self.values.shape != self.classes.shape or self.classes.dtype.is_floating_point:
+            raise ValueError(f"values {tuple(self.values.shape)} and integer classes {tuple(self.classes.shape)} "
+                             "must have the same shape")
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.values.shape
+
+    def to(self, device: torch.device | str) -> TopLogits:
+        """Both tensors on ``device``."""
+        return TopLogits(self.values.to(device), self.classes.to(device))
+
+    def detach(self) -> TopLogits:
+        return TopLogits(self.values.detach(), self.classes)
+
+
+def _check_pair(student_logits: Tensor, teacher_logits: Tensor | TopLogits) -> None:
+    if isinstance(teacher_logits, TopLogits):
+        if teacher_logits.shape[:-1] != student_logits.shape[:-1]:
+            raise ValueError(f"the teacher's top logits {tuple(teacher_logits.shape)} must cover the student's "
+                             f"rows {tuple(student_logits.shape[:-1])} (same batch, same positions)")
+        if teacher_logits.shape[-1] > student_logits.shape[-1]:
+            raise ValueError(f"the teacher keeps {teacher_logits.shape[-1]} classes but the student has only "
+                             f"{student_logits.shape[-1]}: teacher and student must predict the same label set")
+        return
     for name, value in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
         if not isinstance(value, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -112,20 +150,26 @@ def _real_positions(mask: Tensor | None, shape: torch.Size) -> Tensor | None:
     return mask
 
 
-def _rows(logits: Tensor, mask: Tensor | None) -> Tensor:
+def _rows(logits: Tensor | TopLogits, mask: Tensor | None) -> Tensor | TopLogits:
     """The real rows (positions, classes) of ``logits``, selected before anything is computed on them."""
+    if isinstance(logits, TopLogits):
+        return TopLogits(_rows(logits.values, mask), _rows(logits.classes, mask))
     return logits if mask is None else logits[mask.to(logits.device)]
 
 
-def _kl_rows(student_rows: Tensor, teacher_rows: Tensor, temperature: float) -> Tensor:
+def _kl_rows(student_rows: Tensor, teacher_rows: Tensor | TopLogits, temperature: float) -> Tensor:
     """KL(p_teacher^T || p_student^T) of each row; a class the teacher rules out (-inf) adds 0, not NaN."""
     log_q = F.log_softmax(_full_precision(student_rows) / temperature, dim=-1)
+    if isinstance(teacher_rows, TopLogits):  # the teacher's distribution over its top classes only
+        log_p = F.log_softmax(_full_precision(teacher_rows.values) / temperature, dim=-1)
+        return (log_p.exp() * (log_p - log_q.gather(-1, teacher_rows.classes.long()))).sum(dim=-1)
     log_p = F.log_softmax(_full_precision(teacher_rows) / temperature, dim=-1)
     p = log_p.exp()
     return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=-1)
 
 
-def soft_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float, mask: Tensor | None = None) -> Tensor:
+def soft_kl(student_logits: Tensor, teacher_logits: Tensor | TopLogits, temperature: float,
+            mask: Tensor | None = None) -> Tensor:
     """KL(p_teacher^T || p_student^T) summed over classes, averaged over examples or real tokens (chapter 05).
 
     Not multiplied by ``T**2``: :func:`kd_loss` does that.
@@ -152,7 +196,7 @@ def _check_labels(labels: object, student_logits: Tensor) -> Tensor:
 
 def distillation_terms(
     student_logits: Tensor,
-    teacher_logits: Tensor,
+    teacher_logits: Tensor | TopLogits,
     labels: Tensor | None,
     temperature: float,
     mask: Tensor | None = None,
@@ -161,7 +205,9 @@ def distillation_terms(
 ) -> dict[str, Tensor]:
     """The terms of :func:`kd_loss` before weighting: ``hard`` (CE) and ``soft`` (``T**2`` * KL) (chapter 05).
 
-    ``hard`` is absent when ``labels`` is None; ``need`` leaves out a term nobody will use. For
+    ``hard`` is absent when ``labels`` is None; ``need`` leaves out a term nobody will use.
+    ``teacher_logits`` may be the teacher's :class:`TopLogits` (a top-k cache's): its
+    distribution is then the softmax over those classes, every other class 0. For
     3-D logits, ``mask`` (batch, length) marks the real tokens: they are selected first, and both
     terms average over them only.
     """
@@ -198,7 +244,7 @@ def needed_terms(alpha: float) -> tuple[str, ...]:
 
 def kd_loss(
     student_logits: Tensor,
-    teacher_logits: Tensor,
+    teacher_logits: Tensor | TopLogits,
     labels: Tensor | None,
     T: float,
     alpha: float,

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from course_lib import checks
 from course_lib.files import atomic_path
-from course_lib.kd.losses import entropy_bits, softmax_with_temperature
+from course_lib.kd.losses import TopLogits, entropy_bits, softmax_with_temperature
 
 Batch = Mapping[str, Tensor] | Sequence[Tensor]
 
@@ -193,20 +193,37 @@ class TeacherLogitCache:
         padded length. Positions past an example's own length hold zeros: losses leave them out
         through the batch's mask. A ``top_k`` cache gives full rows, ``-inf`` outside the kept classes.
         """
+        logits = self._examples(self.logits, index, width)
+        if self.top_classes is None:
+            return logits
+        top = self._examples(self.top_classes, index, width)
+        full = torch.full((*logits.shape[:-1], self.num_classes), float("-inf"))
+        return full.scatter_(-1, top.long(), logits.float())
+
+    def lookup_top(self, index: Tensor, width: int | None = None) -> TopLogits:
+        """A ``top_k`` cache's kept logits and their classes for the examples ``index``, cut like :meth:`lookup`.
+
+        The soft term of :func:`~course_lib.kd.losses.distillation_terms` reads them as they are:
+        no full row of ``-inf`` for every other class is built.
+        """
+        if self.top_classes is None:
+            raise ValueError("this cache holds every class's logits: use lookup(), or build it with top_k")
+        return TopLogits(self._examples(self.logits, index, width).float(),
+                         self._examples(self.top_classes, index, width).long())
+
+    def _examples(self, rows: Tensor, index: Tensor, width: int | None) -> Tensor:
+        """``rows`` (one per example) of the dataset indices ``index``, token rows cut to ``width``."""
         index = torch.as_tensor(index, dtype=torch.long).cpu()
         if index.dim() != 1:
             raise ValueError(f"index must be 1-D (one dataset index per example), got shape {tuple(index.shape)}")
         if index.numel() and (index.min() < 0 or index.max() >= len(self)):
             raise IndexError(f"dataset index out of range: the cache holds {len(self)} examples, got {index.tolist()}")
-        if width is not None and (self.logits.dim() != 3 or width > self.logits.shape[1]):
+        if width is None:
+            return rows[index]
+        if rows.dim() != 3 or width > rows.shape[1]:
             raise ValueError(f"width={width} needs token logits at least that long; the cache holds shape "
                              f"{tuple(self.logits.shape)}")
-        logits = self.logits[index] if width is None else self.logits[index, :width]
-        if self.top_classes is None:
-            return logits
-        top = self.top_classes[index] if width is None else self.top_classes[index, :width]
-        full = torch.full((*logits.shape[:-1], self.num_classes), float("-inf"))
-        return full.scatter_(-1, top.long(), logits.float())
+        return rows[index, :width]
 
     def save(self, path: str | PathLike[str], key: Mapping[str, str]) -> Path:
         """Write the logits and the ``key`` they belong to (e.g. teacher and data sha256) to ``path`` atomically."""

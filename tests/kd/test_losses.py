@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from course_lib.kd.losses import (
     HiddenStateLoss,
+    TopLogits,
     attention_map_loss,
     distillation_terms,
     entropy_bits,
@@ -381,3 +382,22 @@ def golden_values() -> dict[str, float]:
 def test_the_losses_keep_their_pinned_values():
     pinned = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert golden_values() == pytest.approx(pinned, rel=1e-9)
+
+
+def test_a_teachers_top_logits_give_the_same_loss_and_gradient_as_full_rows_with_the_rest_ruled_out():
+    generator = torch.Generator().manual_seed(5)
+    student = torch.randn(3, 4, 11, generator=generator, requires_grad=True)
+    teacher = torch.randn(3, 4, 11, generator=generator)
+    labels, mask = torch.randint(0, 11, (3, 4), generator=generator), torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1] * 4])
+    values, classes = teacher.topk(3, dim=-1)
+    ruled_out = torch.full_like(teacher, float("-inf")).scatter(-1, classes, values)
+    sparse = kd_loss(student, TopLogits(values, classes), labels, 2.0, 0.4, mask.bool())
+    (sparse_grad,) = torch.autograd.grad(sparse, student)
+    dense = kd_loss(student, ruled_out, labels, 2.0, 0.4, mask.bool())
+    (dense_grad,) = torch.autograd.grad(dense, student)
+    torch.testing.assert_close(sparse, dense)
+    torch.testing.assert_close(sparse_grad, dense_grad)
+    with pytest.raises(ValueError, match="must cover the student's rows"):
+        kd_loss(student, TopLogits(values[:, :3], classes[:, :3]), labels, 2.0, 0.4, mask.bool())
+    with pytest.raises(ValueError, match="integer classes"):
+        TopLogits(values, classes.float())
