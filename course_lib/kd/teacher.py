@@ -109,7 +109,9 @@ class TeacherLogitCache:
     and their class ids (``top_classes``): a translation teacher's logits over a 4,000-subword
     vocabulary at every target position of 28,000 verses would take gigabytes. :meth:`lookup`
     then gives every other class ``-inf``, so a softmax spreads the teacher's probability over
-    its ``top_k`` classes only (renormalised) and the KL term leaves the rest out.
+    its ``top_k`` classes only (renormalised) and the KL term leaves the rest out;
+    :meth:`lookup_top` gives the kept logits and classes as they are, which the soft term reads
+    without building those full rows (the :class:`~course_lib.kd.distiller.Distiller` uses it).
     """
 
     def __init__(self, logits: Tensor, top_classes: Tensor | None = None, num_classes: int | None = None) -> None:
