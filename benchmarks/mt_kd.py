@@ -14,9 +14,10 @@ in full mode three for every student, unless ``--seeds`` names others); paramete
 greedy decoding at batch 1 on one thread. The JSON holds every row, the seed verdicts, example
 translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
 the wall time and the device. Fast mode's students learn from a spread-out part of the training
-verses; full mode's from all of them (measured on two idle CPU cores: the teacher's beam
-translations of the training verses 10 min, a student 6–8 min, 14–15 min with word-level KD,
-scoring all nine models 6 min; about 90 min from an empty cache).
+verses; full mode's from all of them (measured on two CPU cores: the teacher's beam translations
+of the training verses 10 min, its top subwords for word-level KD about a minute for each target
+set, a student 6–9 min, scoring the thirteen models 7 min; the four students of one seed about
+half an hour, every seed about two hours from an empty cache).
 """
 
 from __future__ import annotations
