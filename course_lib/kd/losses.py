@@ -92,6 +92,7 @@ class TopLogits:
 
     @property
     def shape(self) -> torch.Size:
+        """The shape (..., k) of both tensors."""
         return self.values.shape
 
     def to(self, device: torch.device | str) -> TopLogits:
@@ -99,6 +100,7 @@ class TopLogits:
         return TopLogits(self.values.to(device), self.classes.to(device))
 
     def detach(self) -> TopLogits:
+        """The same logits cut from the autograd graph."""
         return TopLogits(self.values.detach(), self.classes)
 
 
