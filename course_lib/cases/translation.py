@@ -501,8 +501,8 @@ def teacher_word_targets(teacher: Seq2SeqTransformer, sources: Sequence[list[int
     return cache
 
 
-def _word_targets_path(mode: str, targets: str) -> Path:
-    return cache_dir() / "models" / f"mt_teacher_top{WORD_KD_TOP_K}_{targets}_{check_mode(mode)}.pt"
+def _word_targets_path(mode: str, kind: str) -> Path:
+    return cache_dir() / "models" / f"mt_teacher_top{WORD_KD_TOP_K}_{kind}_{check_mode(mode)}.pt"
 
 
 def _dev_bleu(vocab: SubwordVocab, max_len: int) -> Callable[[nn.Module, Sequence[VersePair]], dict[str, float]]:
@@ -578,7 +578,7 @@ def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data
     cache = None
     if recipe.method in ("word_kd", "word_seq_kd"):
         cache = word_kd_targets(teacher_model, recipe, data, mode, targets)
-    loss_fn = translation_loss(recipe, teacher_model if cache is not None else None, cache)
+    loss_fn = translation_loss(recipe, teacher_model, cache)
     trained = fit(model, translation_loader(data.sources, targets, recipe.batch_size, seed=recipe.seed), recipe,
                   loss_fn=loss_fn, dev_loader=_spread(data.corpus.dev, recipe.dev_pairs),
                   evaluate_fn=_dev_bleu(data.vocab, recipe.max_len),

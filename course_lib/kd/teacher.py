@@ -172,8 +172,10 @@ class TeacherLogitCache:
         index = torch.cat(indices).long()
         if index.min() < 0 or not torch.equal(torch.bincount(index), torch.ones(index.numel(), dtype=torch.long)):
             raise ValueError(f"the batches must cover dataset indices 0..{index.numel() - 1} exactly once each")
-        ordered = [_in_dataset_order(parts, index) for parts in (kept, classes) if parts]
-        return cls(ordered[0], ordered[1] if top_k is not None else None, num_classes)
+        logits = _in_dataset_order(kept, index)
+        if top_k is None:
+            return cls(logits)
+        return cls(logits, _in_dataset_order(classes, index), num_classes)
 
     @classmethod
     def joined(cls, first: TeacherLogitCache, second: TeacherLogitCache) -> TeacherLogitCache:
