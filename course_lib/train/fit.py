@@ -1,4 +1,4 @@
-"""The course's recipe around the training loop: optimiser, warm-up schedule, CPU threads, timer (chapter 04).
+"""The course's recipe around the training loop: optimiser, warm-up schedule, CPU threads and memory, timer (chapter 04).
 
 :func:`fit` turns a :class:`~course_lib.train.recipe.Recipe` into an optimiser and a schedule,
 runs :func:`~course_lib.train.loop.train` on the recipe's CPU threads and returns a
@@ -9,6 +9,9 @@ through it.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import platform
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -68,6 +71,30 @@ def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+KEPT_FREE_BYTES = 1 << 30
+
+
+@functools.cache
+def reuse_freed_memory() -> bool:
+    """Have glibc keep freed large blocks for the next training step instead of handing them back (chapter 04).
+
+    A training step allocates and frees buffers of tens of megabytes: a translation batch's
+    logits over 4,000 subwords alone are 64 verses × 66 positions × 4,000 × 4 bytes = 68 MB, and
+    so are their softmax and gradient. glibc serves every block above 32 MB from fresh pages of
+    the kernel and returns it when freed, so each step the kernel maps and zeroes those pages
+    again at their first touch, which costs a chapter 09 student a large share of its step time on a
+    CPU. With that path off (``M_MMAP_MAX`` 0) and up to :data:`KEPT_FREE_BYTES` of free memory
+    kept (``M_TRIM_THRESHOLD``), freed blocks stay in the process and the next step reuses them;
+    the price is that a process keeps the memory of its largest step. Set once per process;
+    returns whether the C library took it (False where it is not glibc, e.g. macOS).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
+
+
 @contextmanager
 def cpu_threads(device: torch.device | str, threads: int) -> Iterator[None]:
     """Run the body with ``threads`` PyTorch CPU threads when ``device`` is a CPU; restore after (chapter 04).
@@ -75,13 +102,15 @@ def cpu_threads(device: torch.device | str, threads: int) -> Iterator[None]:
     Small models train fastest on few threads: their matrices are too small for intra-op
     parallelism to pay, and on a machine whose cores are busy with other work, extra threads
     wait on each other. Never more than ``$OMP_NUM_THREADS`` when it is set
-    (:func:`~course_lib.context.capped_threads`). On a GPU this does nothing.
+    (:func:`~course_lib.context.capped_threads`). The first CPU run also calls
+    :func:`reuse_freed_memory`. On a GPU this does nothing.
     """
     threads = checks.positive_int("threads", threads)
     threads = capped_threads(threads)
     if torch.device(device).type != "cpu":
         yield
         return
+    reuse_freed_memory()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import platform
+
 import pytest
 import torch
 from torch import nn
@@ -13,6 +16,7 @@ from course_lib.train.fit import (
     build_optimizer,
     cpu_threads,
     fit,
+    reuse_freed_memory,
     warmup_linear_schedule,
 )
 from course_lib.train.recipe import Recipe
@@ -77,6 +81,29 @@ def test_cpu_threads_sets_and_restores_thread_count(monkeypatch):
     with pytest.raises(ValueError, match="threads must be a positive int"):
         with cpu_threads("cpu", 0):
             pass
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt and mallinfo2 are glibc's")
+def test_reuse_freed_memory_keeps_large_blocks_in_the_heap():
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    with cpu_threads("cpu", 1):
+        assert reuse_freed_memory() is True
+    mapped = mallinfo2().hblkhd
+    block = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MiB: glibc would map it from the kernel by default
+    assert mallinfo2().hblkhd - mapped < 64 << 20, "the block came from the heap, not from fresh kernel pages"
+    del block
+    assert mallinfo2().fordblks >= 64 << 20, "the freed block stays in the heap for the next step"
+
+
+def test_reuse_freed_memory_does_nothing_off_glibc(monkeypatch):
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
+    assert reuse_freed_memory.__wrapped__() is False
 
 
 def test_cpu_threads_never_exceeds_omp_num_threads(monkeypatch):
