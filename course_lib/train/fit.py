@@ -1,4 +1,4 @@
-"""The course's recipe around the training loop: optimiser, warm-up schedule, CPU threads and memory, timer (chapter 04).
+"""The recipe around the training loop: optimiser, warm-up schedule, CPU threads and memory, timer (chapter 04).
 
 :func:`fit` turns a :class:`~course_lib.train.recipe.Recipe` into an optimiser and a schedule,
 runs :func:`~course_lib.train.loop.train` on the recipe's CPU threads and returns a
