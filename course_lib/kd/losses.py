@@ -159,13 +159,17 @@ def _rows(logits: Tensor | TopLogits, mask: Tensor | None) -> Tensor | TopLogits
     return logits if mask is None else logits[mask.to(logits.device)]
 
 
-def _kl_rows(student_rows: Tensor, teacher_rows: Tensor | TopLogits, temperature: float) -> Tensor:
-    """KL(p_teacher^T || p_student^T) of each row; a class the teacher rules out (-inf) adds 0, not NaN."""
-    log_q = F.log_softmax(_full_precision(student_rows) / temperature, dim=-1)
+def _log_probs(rows: Tensor, temperature: float) -> Tensor:
+    """log softmax(rows / T) over the classes, in float32 at least."""
+    return F.log_softmax(_full_precision(rows) / temperature, dim=-1)
+
+
+def _kl_rows(log_q: Tensor, teacher_rows: Tensor | TopLogits, temperature: float) -> Tensor:
+    """KL(p_teacher^T || p_student^T) of each row from the student's ``log_q``; a class the teacher rules out adds 0."""
     if isinstance(teacher_rows, TopLogits):  # the teacher's distribution over its top classes only
-        log_p = F.log_softmax(_full_precision(teacher_rows.values) / temperature, dim=-1)
+        log_p = _log_probs(teacher_rows.values, temperature)
         return (log_p.exp() * (log_p - log_q.gather(-1, teacher_rows.classes.long()))).sum(dim=-1)
-    log_p = F.log_softmax(_full_precision(teacher_rows) / temperature, dim=-1)
+    log_p = _log_probs(teacher_rows, temperature)
     p = log_p.exp()
     return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=-1)
 
@@ -179,12 +183,8 @@ def soft_kl(student_logits: Tensor, teacher_logits: Tensor | TopLogits, temperat
     temperature = checks.temperature(temperature)
     _check_pair(student_logits, teacher_logits)
     mask = _real_positions(mask, student_logits.shape)
-    return _kl_rows(_rows(student_logits, mask), _rows(teacher_logits, mask), temperature).mean()
-
-
-def _hard_ce(student_rows: Tensor, label_rows: Tensor) -> Tensor:
-    return F.cross_entropy(_full_precision(student_rows), label_rows.to(student_rows.device),
-                           ignore_index=IGNORE_INDEX)
+    log_q = _log_probs(_rows(student_logits, mask), temperature)
+    return _kl_rows(log_q, _rows(teacher_logits, mask), temperature).mean()
 
 
 def _check_labels(labels: object, student_logits: Tensor) -> Tensor:
@@ -211,18 +211,20 @@ def distillation_terms(
     ``teacher_logits`` may be the teacher's :class:`TopLogits` (a top-k cache's): its
     distribution is then the softmax over those classes, every other class 0. For
     3-D logits, ``mask`` (batch, length) marks the real tokens: they are selected first, and both
-    terms average over them only.
+    terms average over them only. At ``T`` = 1 both terms read one log-softmax of the student rows.
     """
     temperature = checks.temperature(temperature)
     _check_pair(student_logits, teacher_logits)
     mask = _real_positions(mask, student_logits.shape)
     student_rows = _rows(student_logits, mask)
-    terms = {}
+    terms, log_q = {}, None
     if "soft" in need:
-        teacher_rows = _rows(teacher_logits.detach(), mask)
-        terms["soft"] = temperature**2 * _kl_rows(student_rows, teacher_rows, temperature).mean()
+        log_q = _log_probs(student_rows, temperature)
+        terms["soft"] = temperature**2 * _kl_rows(log_q, _rows(teacher_logits.detach(), mask), temperature).mean()
     if "hard" in need and labels is not None:
-        terms["hard"] = _hard_ce(student_rows, _rows(_check_labels(labels, student_logits), mask))
+        label_rows = _rows(_check_labels(labels, student_logits), mask).to(student_rows.device)
+        log_p = log_q if log_q is not None and temperature == 1 else _log_probs(student_rows, 1.0)
+        terms["hard"] = F.nll_loss(log_p, label_rows, ignore_index=IGNORE_INDEX)
     return terms
 
 

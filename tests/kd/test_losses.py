@@ -257,8 +257,9 @@ def reference_kd(student, teacher, labels, T, alpha):
     return alpha * F.cross_entropy(student, labels) + (1 - alpha) * T**2 * soft
 
 
-@pytest.mark.parametrize("T, alpha", [(1.0, 0.0), (2.0, 0.5), (4.0, 0.3), (20.0, 0.9), (3.0, 1.0)])
+@pytest.mark.parametrize("T, alpha", [(1.0, 0.0), (1.0, 0.5), (2.0, 0.5), (4.0, 0.3), (20.0, 0.9), (3.0, 1.0)])
 def test_value_and_gradient_equal_the_reference_formula_on_random_logits(T, alpha):
+    """(1.0, 0.5) is the case where both terms share one log-softmax of the student."""
     generator = torch.Generator().manual_seed(int(10 * T))
     student = (3 * torch.randn(16, 10, generator=generator, dtype=torch.float64)).requires_grad_(True)
     teacher = 3 * torch.randn(16, 10, generator=generator, dtype=torch.float64)
