@@ -16,8 +16,8 @@ translations, the recipes, sacrebleu's signatures, Kim & Rush's published figure
 the wall time and the device. Fast mode's students learn from a spread-out part of the training
 verses; full mode's from all of them (measured on two CPU cores: the teacher's beam translations
 of the training verses 10 min, its top subwords for word-level KD about a minute for each target
-set, a student 5–8 min, scoring the thirteen models 7 min; the four students of one seed under
-half an hour, every seed about an hour and a half from an empty cache).
+set, a student 10–15 min, scoring the thirteen models 7 min; the four students of one seed about
+50 min, every seed about two hours and fifty minutes from an empty cache).
 """
 
 from __future__ import annotations
