@@ -10,8 +10,8 @@ training verse, rebuilt by ``make teachers``) and trains (or loads from the mode
 students of ``course_lib.cases.translation`` — references only, word-level KD, sequence-level KD,
 both — on the teacher's vocabulary, and measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
 greedy and beam search, per seed with mean and standard deviation (the seeds of ``translation_seeds``:
-in full mode three for every student, unless ``--seeds`` names others); parameters; the CPU time of
-greedy decoding at batch 1 on one thread. The JSON holds every row, the seed verdicts, example
+in full mode three for every student, unless ``--seeds`` names others); parameters; the CPU time on
+one thread of greedy and beam decoding at batch 1 and of greedy decoding in batches of 64. The JSON holds every row, the seed verdicts, example
 translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
 the wall time and the device. Fast mode's students learn from a spread-out part of the training
 verses; full mode's from all of them (measured on two CPU cores: the teacher's beam translations
@@ -47,12 +47,14 @@ def readme_table(payload: dict) -> str:
         f"{payload['vocab_size']:,} shared BPE subwords; word-level KD on the teacher's top "
         f"{payload['word_kd_top_k']} subwords a position, computed once; "
         f"{payload['test_pairs']:,} test verses (Ruth, Proverbs, Acts); "
-        f"seeds per student: {seeds}; mean ± sd; beam {payload['beam_size']}; time per sentence: greedy, "
-        "batch 1, one CPU thread)._",
+        f"seeds per student: {seeds}; mean ± sd; beam {payload['beam_size']}; decoding times on one CPU thread, "
+        f"one verse at a time (batch 1) or {payload['batched_sentences']} test verses in batches of "
+        f"{payload['serving_batch']}; speed-up: the teacher's time over the model's)._",
         "",
         f"| model | parameters | test BLEU, greedy | test BLEU, beam {payload['beam_size']} | test chrF, beam | "
-        "ms per sentence | speed-up | Kim & Rush 2016, greedy BLEU |",
-        "|---|---|---|---|---|---|---|---|",
+        "ms per verse, greedy, batch 1 | speed-up, greedy, batch 1 | speed-up, beam, batch 1 | "
+        f"speed-up, greedy, batches of {payload['serving_batch']} | Kim & Rush 2016, greedy BLEU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for role in (role for role in TRANSLATION_ROLES if role in rows):
         row, test = rows[role], rows[role]["test"]
@@ -60,7 +62,8 @@ def readme_table(payload: dict) -> str:
         lines.append(
             f"| {row['title']} | {row['parameters']:,} ({row['parameters'] / teacher['parameters']:.0%}) | "
             f"{mean_sd(test['bleu_greedy'])} | {mean_sd(test['bleu_beam'])} | {mean_sd(test['chrf_beam'])} | "
-            f"{row['ms_per_sentence']:.1f} | {row['speedup']:.1f}× | {published} |"
+            f"{row['ms_per_sentence']:.1f} | {row['speedup']:.1f}× | {row['beam_speedup']:.1f}× | "
+            f"{row['batched_speedup']:.1f}× | {published} |"
         )
     lines += ["", "Against (a), test BLEU with greedy decoding:"]
     lines += [f"- {rows[role]['title']}: {payload['verdicts'][role]}." for role in TRANSLATION_ROLES
@@ -90,7 +93,8 @@ def measure(args: argparse.Namespace, context: CourseContext) -> dict:
         test = row["test"]
         print(f"{row['title']:<42} BLEU greedy {mean_sd(test['bleu_greedy']):>11}  "
               f"beam {mean_sd(test['bleu_beam']):>11}  chrF {mean_sd(test['chrf_beam']):>11}  "
-              f"{row['parameters']:>10,} params  {row['ms_per_sentence']:7.1f} ms  "
+              f"{row['parameters']:>10,} params  {row['ms_per_sentence']:7.1f} ms  speed-up {row['speedup']:.2f}× "
+              f"(beam {row['beam_speedup']:.2f}×, batched {row['batched_speedup']:.2f}×)  "
               f"{row['train_seconds']['mean']:7.1f} s")
     for role, verdict in comparison["verdicts"].items():
         print(f"{role}: {verdict}")

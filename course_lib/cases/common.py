@@ -4,7 +4,7 @@ A case (MNIST, NER, news, poetry) is data, recipes and models. Its roles — the
 students, each with a title and a distillation method — are one :data:`_Roles` table; its recipes
 come from a teacher's shape and budget per mode and a student's shape
 (:func:`role_recipe`); :func:`teacher_then_students` trains the teacher first and hands it to every
-student; :func:`batch1_latency` times every model the same way on one CPU thread; :func:`rounded`
+student; :func:`cpu_latency` times every model the same way on one CPU thread; :func:`rounded`
 writes the measured rows into a results file; :func:`seeds_by_role` gives each student its seeds and
 :func:`seed_verdict` says what scores over several seeds allow one to claim; :class:`GoalCheck`
 sets a measurement beside a course goal.
@@ -131,11 +131,12 @@ def model_dependencies(method: str, teacher: Trained | None, data_sha256: str, *
     return depends_on
 
 
-def batch1_latency(models: Mapping[str, nn.Module], call: Callable[[nn.Module], Any], rounds: int,
+def cpu_latency(models: Mapping[str, nn.Module], call: Callable[[nn.Module], Any], rounds: int,
                    seconds_per_round: float = 0.05) -> dict[str, float]:
-    """Milliseconds per call of ``call(model)`` at batch 1 for each model, timed in turn on one CPU thread (chapter 06).
+    """Milliseconds per call of ``call(model)`` for each model, timed in turn on one CPU thread (chapter 06).
 
-    Every model is copied to the CPU first (a GPU-trained model is served on a CPU too); each keeps
+    A call on one input measures the latency of serving at batch 1; a call on many, the cost per input
+    of serving in batches. Every model is copied to the CPU first (a GPU-trained model is served on a CPU too); each keeps
     the median of its quietest round (:func:`~course_lib.train.latency.interleaved_latency`).
     """
     on_cpu = {name: copy.deepcopy(model).cpu().eval() for name, model in models.items()}

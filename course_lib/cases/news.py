@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from course_lib import checks
 from course_lib.cases.common import (
     Role,
-    batch1_latency,
+    cpu_latency,
     case_recipes,
     model_dependencies,
     role_recipe,
@@ -381,7 +381,7 @@ def compare_news(
         context, role, recipes[role], corpus, vocab, teacher=teacher, progress=progress))
     test = _news_batches(corpus.test, vocab, teacher_recipe, shuffle=False, batch_size=128)
     example = _news_batches(corpus.test[:1], vocab, teacher_recipe, shuffle=False)[0]
-    latency = batch1_latency({role: model.model for role, model in trained.items()},
+    latency = cpu_latency({role: model.model for role, model in trained.items()},
                              lambda model: model(example["input_ids"], mask=example["mask"]), latency_rounds)
     rows = {role: _row(role, model, test, latency[role]) for role, model in trained.items()}
     sizes = {"train": len(corpus.train), "dev": len(corpus.dev), "test": len(corpus.test)}

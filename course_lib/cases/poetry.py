@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from course_lib import checks
 from course_lib.cases.common import (
     Role,
-    batch1_latency,
+    cpu_latency,
     case_recipes,
     model_dependencies,
     role_recipe,
@@ -316,7 +316,7 @@ def compare_poetry(
     test_sequences = [vocab.encode(poem.text) for poem in corpus.test]
     steps = len(test_sequences[0]) + 1
     cpu = torch.device("cpu")
-    latency = batch1_latency({role: model_of.model for role, model_of in trained.items()},
+    latency = cpu_latency({role: model_of.model for role, model_of in trained.items()},
                              lambda model: _poem_steps(model, vocab, steps, cpu)(), latency_rounds, seconds_per_round=0.2)
     rows = {}
     for role, model_of in trained.items():

@@ -51,7 +51,7 @@ from course_lib import checks
 from course_lib.cases.common import (
     GoalCheck,
     Role,
-    batch1_latency,
+    cpu_latency,
     case_recipes,
     check_role,
     role_recipe,
@@ -91,6 +91,7 @@ KIM_RUSH_2016 = {"teacher": 17.7, "no_kd": 14.7, "word_kd": 15.4, "sequence_kd":
 PAPER_ROW = {"teacher": "teacher", "alone": "no_kd", "word_kd": "word_kd", "seq_kd": "sequence_kd"}
 EVAL_PAIRS = {"fast": 40, "full": None}  # dev and test verses scored per model (None: the whole split)
 LATENCY_SENTENCES = 3  # test verses of median length, each translated at batch 1, per timed call
+BATCHED_SENTENCES, SERVING_BATCH = 128, 64  # test verses translated per timed call in batches of SERVING_BATCH
 TRANSLATION_GOALS = {"teacher_bleu": 20.0, "seq_kd_gap": 1.0, "seq_kd_speedup": 3.0}
 WORD_KD_TOP_K = 8  # the teacher's most likely subwords kept per target position for word-level KD
 """Chapter 09's goals in full mode: the teacher's test BLEU (greedy), how far at most the sequence-level
@@ -612,20 +613,31 @@ def score_translations(model: nn.Module, vocab: SubwordVocab, pairs: Sequence[Ve
     return scores, greedy
 
 
-def _latency_sources(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int) -> list[Tensor]:
-    """:data:`LATENCY_SENTENCES` verses of median source length, as (1, S) id tensors."""
-    sources = sorted((_cut(ids, max_len) for ids in vocab.encode([pair.english for pair in pairs])), key=len)
-    middle = max(0, len(sources) // 2 - LATENCY_SENTENCES // 2)
-    return [torch.tensor([ids]) for ids in sources[middle : middle + LATENCY_SENTENCES]]
+def _speed_calls(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
+                 beam_size: int) -> dict[str, tuple[Callable[[nn.Module], None], int]]:
+    """The timed decoding calls, each with the number of verses it translates, by the prefix of its row keys.
 
+    "": greedy, and "beam_": beam search, each over :data:`LATENCY_SENTENCES` test verses of median
+    source length one at a time (batch 1); "batched_": greedy over up to :data:`BATCHED_SENTENCES`
+    test verses spread over the split, in batches of :data:`SERVING_BATCH`.
+    """
+    by_length = sorted((_cut(ids, max_len) for ids in vocab.encode([pair.english for pair in pairs])), key=len)
+    middle = max(0, len(by_length) // 2 - LATENCY_SENTENCES // 2)
+    single = by_length[middle : middle + LATENCY_SENTENCES]
+    batched = vocab.encode([pair.english for pair in _spread(pairs, BATCHED_SENTENCES)])
 
-def _greedy_at_batch1(sources: Sequence[Tensor], max_len: int) -> Callable[[nn.Module], None]:
-    def call(model: nn.Module) -> None:
-        steps = CachedDecoder(model)
-        for src_ids in sources:
-            greedy_decode(steps, src_ids, torch.ones_like(src_ids, dtype=torch.bool), max_len=max_len)
+    def one_at_a_time(beam: int) -> Callable[[nn.Module], None]:
+        def call(model: nn.Module) -> None:
+            for ids in single:
+                _generate(model, [ids], beam_size=beam, max_len=max_len, batch_size=1)
 
-    return call
+        return call
+
+    def in_batches(model: nn.Module) -> None:
+        _generate(model, batched, beam_size=1, max_len=max_len, batch_size=SERVING_BATCH)
+
+    return {"": (one_at_a_time(1), len(single)), "beam_": (one_at_a_time(beam_size), len(single)),
+            "batched_": (in_batches, len(batched))}
 
 
 def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dict[str, float]]],
@@ -679,8 +691,9 @@ def compare_translation(
     vocabulary and learn from the training verses of their own recipes. ``eval_pairs`` dev and test verses,
     spread evenly over each split, are scored (None: all; "mode": :data:`EVAL_PAIRS`). Returns
     a JSON-ready dict: ``rows`` per role (parameters, BLEU and chrF greedy and beam per split,
-    per seed with mean and sd, ms per sentence at batch 1 on one CPU thread, the speed-up over
-    the teacher, training seconds, seeds, dev curves), ``verdicts`` of each KD student against
+    per seed with mean and sd, training seconds, seeds, dev curves, and on one CPU thread the ms
+    per verse and speed-up over the teacher of greedy and beam decoding at batch 1 and of greedy
+    decoding in batches of :data:`SERVING_BATCH`), ``verdicts`` of each KD student against
     ``alone`` on test greedy BLEU, ``goals`` (:func:`translation_goal_checks`, meant for full
     mode), ``examples``, the sacrebleu signatures, the data sizes, ``word_kd_top_k`` (the
     teacher's subwords word-level KD keeps per position) and :data:`KIM_RUSH_2016`.
@@ -721,14 +734,15 @@ def compare_translation(
                 if split == "test":
                     greedy_test.setdefault(role, greedy)
             evaluated[role].append(scores)
-    timed_sources = _latency_sources(data.vocab, splits["test"], data.max_len)
-    latency = batch1_latency({role: models[0].model for role, models in trained.items()},
-                             _greedy_at_batch1(timed_sources, data.max_len), latency_rounds, seconds_per_round=0.2)
     teacher_parameters = count_parameters(teacher.model)
     rows = {role: _row(role, trained[role], evaluated[role], teacher_parameters) for role in TRANSLATION_ROLES}
-    for role, row in rows.items():
-        row["ms_per_sentence"] = round(latency[role] / LATENCY_SENTENCES, 3)
-        row["speedup"] = round(latency["teacher"] / latency[role], 2)
+    timed = {role: models[0].model for role, models in trained.items()}
+    for prefix, (call, sentences) in _speed_calls(data.vocab, splits["test"], data.max_len,
+                                                  data_recipe.beam_size).items():
+        latency = cpu_latency(timed, call, latency_rounds, seconds_per_round=0.2)
+        for role, row in rows.items():
+            row[f"{prefix}ms_per_sentence"] = round(latency[role] / sentences, 3)
+            row[f"{prefix}speedup"] = round(latency["teacher"] / latency[role], 2)
     alone = rows["alone"]["test"]["bleu_greedy"]["per_seed"]
     verdicts = {role: seed_verdict(rows[role]["test"]["bleu_greedy"]["per_seed"], alone,
                                    names=(TRANSLATION_ROLES[role].title, TRANSLATION_ROLES["alone"].title), unit="BLEU")
@@ -742,7 +756,8 @@ def compare_translation(
         "train_pairs": len(data.sources), "dropped_long_pairs": data.dropped, "dev_pairs": len(splits["dev"]),
         "test_pairs": len(splits["test"]), "test_sources_cut": cut, "beam_size": data_recipe.beam_size,
         "teacher_source": source, "word_kd_top_k": WORD_KD_TOP_K,
-        "latency_sentences": LATENCY_SENTENCES, "latency_rounds": latency_rounds, "sacrebleu": sacrebleu_signatures(),
+        "latency_sentences": LATENCY_SENTENCES, "batched_sentences": min(BATCHED_SENTENCES, len(splits["test"])),
+        "serving_batch": SERVING_BATCH, "latency_rounds": latency_rounds, "sacrebleu": sacrebleu_signatures(),
         "rows": rows, "verdicts": verdicts, "goals": goals, "examples": shown, "kim_rush_2016": KIM_RUSH_2016,
         "paper_row": PAPER_ROW,
         "recipes": {role: recipe.to_dict() for role, recipe in recipes.items()},

@@ -64,9 +64,7 @@ class CharLM(nn.Module):
         if position >= self.config.max_len:
             raise ValueError(f"the sequence would exceed max_len={self.config.max_len} of this model")
         encoder = self.encoder
-        x = encoder.embed(input_ids) * math.sqrt(self.config.d_model)
-        positions = encoder.positional(torch.zeros(1, position + 1, self.config.d_model, device=x.device))
-        x = x + positions[:, position:]
+        x = encoder.positional(encoder.embed(input_ids) * math.sqrt(self.config.d_model), start=position)
         new_cache = []
         for index, block in enumerate(encoder.blocks):
             past = None if cache is None else cache[index]

@@ -92,7 +92,7 @@ class _PositionalEncoding(nn.Module):
         self.d_model = checks.positive_int("d_model", d_model)
         self.max_len = checks.positive_int("max_len", max_len)
 
-    def _check_input(self, x: Tensor) -> int:
+    def _check_input(self, x: Tensor, start: int) -> int:
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 3 or x.shape[-1] != self.d_model:
@@ -100,10 +100,12 @@ class _PositionalEncoding(nn.Module):
                 f"x must have shape (batch, length, d_model={self.d_model}), "
                 f"got shape {tuple(x.shape)}"
             )
+        checks.int_at_least("start", start, 0)
         length = x.shape[1]
-        if length > self.max_len:
+        if start + length > self.max_len:
+            after = f" from position {start}" if start else ""
             raise ValueError(
-                f"sequence length {length} exceeds max_len {self.max_len} of this positional "
+                f"sequence length {length}{after} exceeds max_len {self.max_len} of this positional "
                 "encoding; truncate the input or build the model with a larger max_len"
             )
         return length
@@ -113,7 +115,10 @@ class _PositionalEncoding(nn.Module):
 
 
 class SinusoidalPositionalEncoding(_PositionalEncoding):
-    """Add the fixed sinusoidal table: forward(x (B, L, D)) -> x + PE[:L] (chapter 03).
+    """Add the fixed sinusoidal table: forward(x (B, L, D), start=0) -> x + PE[start : start + L] (chapter 03).
+
+    ``start`` places x after ``start`` earlier positions, as a decoder that computes one new
+    position at a time needs.
 
     The table is a non-persistent buffer: it moves with ``.to(device)`` but is not stored
     in checkpoints, since it is rebuilt from (max_len, d_model).
@@ -123,14 +128,14 @@ class SinusoidalPositionalEncoding(_PositionalEncoding):
         super().__init__(d_model, max_len)
         self.register_buffer("pe", sinusoidal_encoding(max_len, d_model), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Return x + PE[:L] for x of shape (B, L, d_model)."""
-        length = self._check_input(x)
-        return x + self.pe[:length].to(x.dtype)
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """Return x + PE[start : start + L] for x of shape (B, L, d_model)."""
+        length = self._check_input(x, start)
+        return x + self.pe[start : start + length].to(x.dtype)
 
 
 class LearnedPositionalEncoding(_PositionalEncoding):
-    """Add a trainable vector per position: forward(x (B, L, D)) -> x + weight[:L] (chapter 03).
+    """Add a trainable vector per position: forward(x (B, L, D), start=0) -> x + weight[start : start + L] (chapter 03).
 
     ``weight`` (max_len, d_model) starts from N(0, 0.02^2), as in BERT and GPT-2.
     """
@@ -139,18 +144,18 @@ class LearnedPositionalEncoding(_PositionalEncoding):
         super().__init__(d_model, max_len)
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Return x + weight[:L] for x of shape (B, L, d_model)."""
-        length = self._check_input(x)
-        return x + self.weight[:length]
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """Return x + weight[start : start + L] for x of shape (B, L, d_model)."""
+        length = self._check_input(x, start)
+        return x + self.weight[start : start + length]
 
 
 class _NoPositionalEncoding(_PositionalEncoding):
     """Identity (same checks as the other encodings), for the no-position ablation."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Return x unchanged after checking its shape and length."""
-        self._check_input(x)
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """Return x unchanged after checking its shape and that positions start..start + L - 1 exist."""
+        self._check_input(x, start)
         return x
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib import checks
@@ -345,8 +346,10 @@ class CachedDecoder(nn.Module):
     ``decode_step(memory, src_mask, prefix)`` is called with the whole prefix at every step; when
     the prefix extends the previous call's by one token (beam search may have reordered the rows
     of each input's ``beam_size`` rows), only the new position is computed, against the cached
-    keys and values. Any other prefix is decoded again from its start. The logits equal
-    :meth:`Seq2SeqTransformer.decode_step`'s.
+    keys and values. Any other prefix is decoded again from its start. A step embeds only the new
+    token and attends with PyTorch's fused ``scaled_dot_product_attention`` (the course's own
+    function where a source has no real token, which it handles without NaN). The logits equal
+    :meth:`Seq2SeqTransformer.decode_step`'s up to floating-point rounding.
     """
 
     def __init__(self, model: Seq2SeqTransformer, beam_size: int = 1) -> None:
@@ -363,6 +366,8 @@ class CachedDecoder(nn.Module):
         self._keys: list[Tensor] = []
         self._values: list[Tensor] = []
         self._cross: list[tuple[Tensor, Tensor]] = []
+        self._source: Tensor | None = None
+        self._fused = False
 
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
         """The model's encoder output; a new input starts a new cache."""
@@ -390,13 +395,14 @@ class CachedDecoder(nn.Module):
         if parents is None:
             self._reset(memory, None)
             self._cross = [self._project(block.cross_attn, memory) for block in self.model.decoder.blocks]
+            self._source, self._fused = src_mask[:, None, None, :], bool(src_mask.any(dim=-1).all())
             for position in range(prefix.shape[1] - 1):
-                self._advance(prefix[:, : position + 1], src_mask)
+                self._advance(prefix[:, : position + 1])
         else:
             self._keys = [keys[parents] for keys in self._keys]
             self._values = [values[parents] for values in self._values]
         self._prefix = prefix
-        return self._advance(prefix, src_mask)
+        return self._advance(prefix)
 
     @staticmethod
     def _project(attention: nn.Module, states: Tensor) -> tuple[Tensor, Tensor]:
@@ -404,7 +410,11 @@ class CachedDecoder(nn.Module):
 
     def _attend(self, attention: nn.Module, query: Tensor, keys: Tensor, values: Tensor,
                 mask: Tensor | None) -> Tensor:
-        heads, _ = scaled_dot_product_attention(attention._split_heads(attention.q_proj(query)), keys, values, mask)
+        queries = attention._split_heads(attention.q_proj(query))
+        if self._fused:
+            heads = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
+        else:
+            heads, _ = scaled_dot_product_attention(queries, keys, values, mask)
         return attention.out_proj(heads.transpose(1, 2).reshape(query.shape[0], 1, attention.d_model))
 
     def _self_attend(self, layer: int, attention: nn.Module, x: Tensor) -> Tensor:
@@ -418,19 +428,19 @@ class CachedDecoder(nn.Module):
             self._values.append(values)
         return self._attend(attention, x, keys, values, None)
 
-    def _advance(self, prefix: Tensor, src_mask: Tensor) -> Tensor:
+    def _advance(self, prefix: Tensor) -> Tensor:
         """Run the last position of ``prefix`` through the decoder, caching its keys and values; its logits (B, V)."""
         decoder = self.model.decoder
-        x = decoder.positional(decoder.embed(prefix) * math.sqrt(self.config.d_model))[:, -1:]
-        source = src_mask[:, None, None, :]
+        x = decoder.embed(prefix[:, -1:]) * math.sqrt(self.config.d_model)
+        x = decoder.positional(x, start=prefix.shape[1] - 1)
         for layer, block in enumerate(decoder.blocks):
             keys, values = self._cross[layer]
             if block.norm_first:
                 x = x + self._self_attend(layer, block.self_attn, block.norm1(x))
-                x = x + self._attend(block.cross_attn, block.norm2(x), keys, values, source)
+                x = x + self._attend(block.cross_attn, block.norm2(x), keys, values, self._source)
                 x = x + block.feed_forward(block.norm3(x))
             else:
                 x = block.norm1(x + self._self_attend(layer, block.self_attn, x))
-                x = block.norm2(x + self._attend(block.cross_attn, x, keys, values, source))
+                x = block.norm2(x + self._attend(block.cross_attn, x, keys, values, self._source))
                 x = block.norm3(x + block.feed_forward(x))
         return self.model.output(decoder.final_norm(x))[:, -1]

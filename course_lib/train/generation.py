@@ -131,8 +131,7 @@ def greedy_decode(model: StepModel, src_ids: Tensor, src_mask: Tensor | None = N
         lengths = torch.zeros(batch, dtype=torch.long, device=src_ids.device)
         done = torch.zeros(batch, dtype=torch.bool, device=src_ids.device)
         for _ in range(max_len):
-            best, token = _next_log_probs(model, memory, src_mask, prefix, [pad_id, bos_id]).topk(1, dim=-1)
-            best, token = best.squeeze(1), token.squeeze(1)
+            best, token = _next_log_probs(model, memory, src_mask, prefix, [pad_id, bos_id]).max(dim=-1)
             total = torch.where(done, total, total + best)
             lengths = lengths + (~done).long()
             prefix = torch.cat([prefix, torch.where(done, pad_id, token)[:, None]], dim=1)

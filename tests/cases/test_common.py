@@ -10,7 +10,7 @@ from torch import nn
 
 from course_lib.cases.common import (
     Role,
-    batch1_latency,
+    cpu_latency,
     check_role,
     role_recipe,
     roles,
@@ -62,9 +62,9 @@ def test_the_teacher_is_trained_first_and_handed_to_every_student():
     assert calls == [("teacher", None), ("alone", "teacher"), ("kd", "teacher")] and list(trained) == list(TABLE)
 
 
-def test_batch1_latency_times_copies_on_the_cpu():
+def test_cpu_latency_times_copies_on_the_cpu():
     model = nn.Linear(4, 2)
-    latency = batch1_latency({"a": model, "b": nn.Linear(4, 64)}, lambda m: m(torch.zeros(1, 4)), rounds=2)
+    latency = cpu_latency({"a": model, "b": nn.Linear(4, 64)}, lambda m: m(torch.zeros(1, 4)), rounds=2)
     assert set(latency) == {"a", "b"} and all(ms > 0 for ms in latency.values())
 
 

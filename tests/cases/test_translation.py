@@ -213,6 +213,11 @@ def test_cached_decoding_gives_the_models_own_translations(norm_first):
     steps, memory = CachedDecoder(model), model.encode(src, mask)
     prefix = torch.tensor([[1, 5, 6, 7]] * 4)
     torch.testing.assert_close(steps.decode_step(memory, mask, prefix), model.decode_step(memory, mask, prefix))
+    src[2], mask[2] = PAD_ID, False  # a source with no real token attends to nothing instead of giving NaN
+    memory = model.encode(src, mask)
+    logits = CachedDecoder(model).decode_step(memory, mask, prefix)
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, model.decode_step(memory, mask, prefix))
 
 
 def test_generate_keeps_the_input_order_and_the_beam_never_scores_below_greedy(corpus):
@@ -280,10 +285,13 @@ def test_the_comparison_measures_every_student_for_each_of_its_seeds(corpus, con
                 assert len(row[split][metric]["per_seed"]) == len(row["seeds"])
                 assert all(0 <= score <= 100 for score in row[split][metric]["per_seed"])
         assert row["ms_per_sentence"] > 0 and row["parameters"] > 0 and len(row["dev_curves"]) == len(row["seeds"])
+        assert row["beam_ms_per_sentence"] > 0 and row["batched_ms_per_sentence"] > 0
     assert table["verdicts"]["word_kd"].startswith("one seed of (b) student, word-level KD:")
     assert [goal["target"] for goal in table["goals"]] == list(TRANSLATION_GOALS.values())
     assert not table["verdicts"]["seq_kd"].startswith("one seed")
     assert table["rows"]["alone"]["size_ratio"] < 1 and table["rows"]["teacher"]["speedup"] == 1.0
+    assert table["rows"]["teacher"]["beam_speedup"] == table["rows"]["teacher"]["batched_speedup"] == 1.0
+    assert (table["latency_sentences"], table["batched_sentences"], table["serving_batch"]) == (3, 6, 64)
     assert table["rows"]["seq_kd"]["extra"]["teacher_unfinished"] >= 0
     assert table["word_kd_top_k"] == translation.WORD_KD_TOP_K
     assert set(table["verdicts"]) == {"word_kd", "seq_kd", "word_seq_kd"}

@@ -104,6 +104,18 @@ def test_sequence_longer_than_max_len_raises(kind):
         module(torch.zeros(1, 10, 6))
 
 
+@pytest.mark.parametrize("kind", ["sinusoidal", "learned", "none"])
+def test_start_adds_the_positions_of_a_later_slice(kind):
+    torch.manual_seed(0)
+    module = build_positional_encoding(kind, d_model=8, max_len=12)
+    x = torch.randn(2, 10, 8)
+    torch.testing.assert_close(module(x[:, 6:], start=6), module(x)[:, 6:])
+    with pytest.raises(ValueError, match="sequence length 3 from position 10 exceeds max_len 12 of this"):
+        module(x[:, :3], start=10)
+    with pytest.raises(ValueError, match="start must be"):
+        module(x, start=-1)
+
+
 def test_factory():
     assert isinstance(build_positional_encoding("sinusoidal", 8, 16), SinusoidalPositionalEncoding)
     assert isinstance(build_positional_encoding("learned", 8, 16), LearnedPositionalEncoding)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from course_lib import checks
 from course_lib.cases.common import (
     Role,
-    batch1_latency,
+    cpu_latency,
     case_recipes,
     check_role,
     role_recipe,
@@ -417,8 +417,8 @@ def _latencies(trained: Mapping[str, Trained], reference: nn.Module, reference_v
         for batch in batches:
             model(batch["input_ids"], mask=batch["mask"], passage_mask=batch["passage"])
 
-    span_ms = batch1_latency({role: model.model for role, model in trained.items()}, answer_all, rounds)
+    span_ms = cpu_latency({role: model.model for role, model in trained.items()}, answer_all, rounds)
     ids = torch.tensor([reference_vocab.encode(example.passage)])
-    tagger_ms = batch1_latency({"reference_tagger": reference},
+    tagger_ms = cpu_latency({"reference_tagger": reference},
                                lambda model: model(ids, mask=torch.ones_like(ids, dtype=torch.bool)), rounds)
     return {**span_ms, **tagger_ms}
