@@ -374,13 +374,16 @@ class CachedDecoder(nn.Module):
         self._reset(None, None)
         return self.model.encode(src_ids, src_mask)
 
-    def _parents(self, prefix: Tensor) -> Tensor | None:
-        """For each row of ``prefix``, the row of the previous call it extends (within its input's rows), or None."""
+    def _parents(self, prefix: Tensor) -> Tensor | slice | None:
+        """For each row of ``prefix``, the row of the previous call it extends (within its input's rows), or None.
+
+        Rows that extend the previous call's rows in their order give ``slice(None)``: the cache is kept as it is.
+        """
         old, new = self._prefix, prefix[:, :-1]
         if old is None or old.shape != new.shape:
             return None
         if torch.equal(old, new):
-            return torch.arange(len(new), device=new.device)
+            return slice(None)
         beams = self.beam_size if len(new) % self.beam_size == 0 else 1
         groups, length = len(new) // beams, new.shape[1]
         same = (new.view(groups, beams, 1, length) == old.view(groups, 1, beams, length)).all(dim=-1)
