@@ -25,7 +25,9 @@ longer than ``max_len`` subwords are left out of training and counted.
 
 Measured for each model: corpus BLEU and chrF (``sacrebleu``, whose signatures are reported) on
 the dev and test verses, greedy and beam search; a few example translations; parameters; and
-the CPU time of greedy decoding at batch 1 on one thread, per sentence. Decoding keeps each
+the CPU time on one thread, per verse, of greedy and beam decoding at batch 1 and of greedy decoding
+in batches of :data:`SERVING_BATCH`; :func:`shape_latency` times untrained models of other shapes the
+same way, to show which part of a shape decoding time comes from. Decoding keeps each
 decoder layer's keys and values between steps (:class:`~course_lib.nn.seq2seq.CachedDecoder`), as a served model would:
 the result is the same as :meth:`~course_lib.nn.seq2seq.Seq2SeqTransformer.decode_step`'s, which
 decodes the whole prefix again at every step.
@@ -64,7 +66,7 @@ from course_lib.cases.common import (
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LengthBucketSampler, cache_dir, load_bible
 from course_lib.data.bible import BibleCorpus, VersePair
-from course_lib.data.subwords import EOS_ID, SubwordVocab, pad_sequences
+from course_lib.data.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab, pad_sequences
 from course_lib.files import sha256_json, sha256_text, write_json_atomic
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.teacher import Batch, TeacherLogitCache
@@ -638,6 +640,42 @@ def _speed_calls(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
 
     return {"": (one_at_a_time(1), len(single)), "beam_": (one_at_a_time(beam_size), len(single)),
             "batched_": (in_batches, len(batched))}
+
+
+def shape_latency(configs: Mapping[str, Seq2SeqConfig], *, source_length: int = 30, steps: int = 28,
+                  rounds: int = 3) -> dict[str, float]:
+    """Milliseconds to translate one verse at batch 1 on one CPU thread with an untrained model of each config (chapter 09).
+
+    A verse here is a random source of ``source_length`` subwords, encoded once, and ``steps``
+    cached decoding steps along a fixed random prefix (about a test verse of median length), so
+    every shape takes the same steps: the time of a step depends on the shape, not on the weights.
+    Timed with :func:`~course_lib.cases.common.cpu_latency`.
+    """
+    if not configs:
+        raise ValueError("configs must name at least one Seq2SeqConfig")
+    for name, config in configs.items():
+        if not isinstance(config, Seq2SeqConfig):
+            raise TypeError(f"configs[{name!r}] must be a Seq2SeqConfig, got {type(config).__name__}")
+    max_len = min(config.max_len for config in configs.values())
+    for name, value in (("source_length", source_length), ("steps", steps)):
+        if checks.positive_int(name, value) > max_len:
+            raise ValueError(f"{name}={value} is longer than the shortest max_len of the configs, {max_len}")
+    vocab_size, first_id = min(config.vocab_size for config in configs.values()), max(PAD_ID, BOS_ID, EOS_ID) + 1
+    generator = torch.Generator().manual_seed(0)
+    src_ids = torch.randint(first_id, vocab_size, (1, source_length), generator=generator)
+    words = torch.randint(first_id, vocab_size, (1, steps - 1), generator=generator)
+    prefix = torch.cat([torch.full((1, 1), BOS_ID), words], dim=1)
+    src_mask = torch.ones_like(src_ids, dtype=torch.bool)
+
+    def call(model: nn.Module) -> None:
+        cached = CachedDecoder(model)
+        memory = cached.encode(src_ids, src_mask)
+        for length in range(1, steps + 1):
+            cached.decode_step(memory, src_mask, prefix[:, :length]).argmax(dim=-1)
+
+    models = {name: Seq2SeqTransformer(config).eval() for name, config in configs.items()}
+    with torch.inference_mode():
+        return cpu_latency(models, call, rounds, seconds_per_round=0.1)
 
 
 def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dict[str, float]]],
