@@ -26,8 +26,8 @@ longer than ``max_len`` subwords are left out of training and counted.
 Measured for each model: corpus BLEU and chrF (``sacrebleu``, whose signatures are reported) on
 the dev and test verses, greedy and beam search; a few example translations; parameters; and
 the CPU time on one thread, per verse, of greedy and beam decoding at batch 1 and of greedy decoding
-in batches of :data:`SERVING_BATCH`; :func:`shape_latency` times untrained models of other shapes the
-same way, to show which part of a shape decoding time comes from. Decoding keeps each
+in batches of :data:`SERVING_BATCH` (:func:`decoding_speed`); other student shapes are timed and trained in
+:mod:`course_lib.cases.translation_shapes`. Decoding keeps each
 decoder layer's keys and values between steps (:class:`~course_lib.nn.seq2seq.CachedDecoder`), as a served model would:
 the result is the same as :meth:`~course_lib.nn.seq2seq.Seq2SeqTransformer.decode_step`'s, which
 decodes the whole prefix again at every step.
@@ -66,7 +66,7 @@ from course_lib.cases.common import (
 from course_lib.context import CourseContext, check_mode, context_mode_and_device
 from course_lib.data import LengthBucketSampler, cache_dir, load_bible
 from course_lib.data.bible import BibleCorpus, VersePair
-from course_lib.data.subwords import BOS_ID, EOS_ID, PAD_ID, SubwordVocab, pad_sequences
+from course_lib.data.subwords import EOS_ID, SubwordVocab, pad_sequences
 from course_lib.files import sha256_json, sha256_text, write_json_atomic
 from course_lib.kd.distiller import Distiller
 from course_lib.kd.teacher import Batch, TeacherLogitCache
@@ -223,11 +223,20 @@ def _check_recipes(recipes: Mapping[str, TranslationRecipe], shipped: bool = Fal
                              f"{TRANSLATION_ROLES[role].method!r}")
 
 
-def _spread(items: Sequence[Any], count: int | None) -> list[Any]:
-    """``count`` items spread evenly over ``items`` in their order (all of them for None or a larger count)."""
+def spread_evenly(items: Sequence[Any], count: int | None) -> list[Any]:
+    """``count`` items spread evenly over ``items`` in their order (all of them for None or a larger count) (chapter 09)."""
     if count is None or count >= len(items):
         return list(items)
     return [items[(index * len(items)) // count] for index in range(count)]
+
+
+def scored_verses(pairs: Sequence[VersePair], mode: str, eval_pairs: int | None | str = "mode") -> list[VersePair]:
+    """The ``eval_pairs`` verses of ``pairs`` spread evenly over them that each model is scored on (chapter 09).
+
+    None: all of them; "mode": :data:`EVAL_PAIRS` of ``mode``.
+    """
+    limit = EVAL_PAIRS[mode] if eval_pairs == "mode" else checks.optional_positive_int("eval_pairs", eval_pairs)
+    return spread_evenly(pairs, limit)
 
 
 def _corpus_sha256(pairs: Sequence[VersePair]) -> str:
@@ -296,7 +305,7 @@ def prepare_translation_data(corpus: BibleCorpus, recipe: TranslationRecipe,
     elif len(vocab) > recipe.vocab_size:
         raise ValueError(f"the given vocabulary has {len(vocab):,} subwords, more than recipe.vocab_size="
                          f"{recipe.vocab_size:,}: use the recipe the vocabulary's model was trained with")
-    pairs = _spread(corpus.train, recipe.train_pairs)
+    pairs = spread_evenly(corpus.train, recipe.train_pairs)
     sources = vocab.encode([pair.english for pair in pairs])
     targets = vocab.encode([pair.spanish for pair in pairs])
     kept = [(s, t) for s, t in zip(sources, targets, strict=True) if max(len(s), len(t)) <= recipe.max_len]
@@ -305,6 +314,17 @@ def prepare_translation_data(corpus: BibleCorpus, recipe: TranslationRecipe,
     return TranslationData(vocab=vocab, sources=[s for s, _ in kept], targets=[t for _, t in kept],
                            dropped=len(pairs) - len(kept), corpus=corpus, max_len=recipe.max_len,
                            data_sha256=_corpus_sha256(pairs))
+
+
+def shipped_teacher_data(corpus: BibleCorpus, recipe: TranslationRecipe, teacher: Trained) -> TranslationData:
+    """The students' data of ``recipe`` in the vocabulary of a ``teacher`` trained elsewhere (chapter 09).
+
+    The teacher needs its weights' path (the students' cache keys name it) and its subword vocabulary.
+    """
+    if teacher.path is None or not isinstance(teacher.vocab, SubwordVocab):
+        raise ValueError("a teacher trained elsewhere needs its weights' path and its SubwordVocab (see "
+                         "course_lib.cases.translation_reference.as_trained)")
+    return prepare_translation_data(corpus, recipe, vocab=teacher.vocab)
 
 
 def translation_batch(rows: Sequence[tuple[int, list[int], list[int]]]) -> dict[str, Tensor]:
@@ -584,7 +604,7 @@ def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data
         cache = word_kd_targets(teacher_model, recipe, data, mode, targets)
     loss_fn = translation_loss(recipe, teacher_model, cache)
     trained = fit(model, translation_loader(data.sources, targets, recipe.batch_size, seed=recipe.seed), recipe,
-                  loss_fn=loss_fn, dev_loader=_spread(data.corpus.dev, recipe.dev_pairs),
+                  loss_fn=loss_fn, dev_loader=spread_evenly(data.corpus.dev, recipe.dev_pairs),
                   evaluate_fn=_dev_bleu(data.vocab, recipe.max_len),
                   monitor="bleu", mode="max", device=device, progress=progress,
                   desc=f"{TRANSLATION_ROLES[role].title}, seed {recipe.seed}")
@@ -626,7 +646,7 @@ def _speed_calls(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
     by_length = sorted((_cut(ids, max_len) for ids in vocab.encode([pair.english for pair in pairs])), key=len)
     middle = max(0, len(by_length) // 2 - LATENCY_SENTENCES // 2)
     single = by_length[middle : middle + LATENCY_SENTENCES]
-    batched = vocab.encode([pair.english for pair in _spread(pairs, BATCHED_SENTENCES)])
+    batched = vocab.encode([pair.english for pair in spread_evenly(pairs, BATCHED_SENTENCES)])
 
     def one_at_a_time(beam: int) -> Callable[[nn.Module], None]:
         def call(model: nn.Module) -> None:
@@ -642,40 +662,23 @@ def _speed_calls(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
             "batched_": (in_batches, len(batched))}
 
 
-def shape_latency(configs: Mapping[str, Seq2SeqConfig], *, source_length: int = 30, steps: int = 28,
-                  rounds: int = 3) -> dict[str, float]:
-    """Milliseconds to translate one verse at batch 1 on one CPU thread with an untrained model of each config (chapter 09).
+def decoding_speed(models: Mapping[str, nn.Module], vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
+                   beam_size: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Per model, ms per verse and speed-up over ``models["teacher"]`` of each timed decoding (chapter 09).
 
-    A verse here is a random source of ``source_length`` subwords, encoded once, and ``steps``
-    cached decoding steps along a fixed random prefix (about a test verse of median length), so
-    every shape takes the same steps: the time of a step depends on the shape, not on the weights.
-    Timed with :func:`~course_lib.cases.common.cpu_latency`.
+    Keys: ``ms_per_sentence`` and ``speedup`` for greedy decoding at batch 1, the same with the
+    prefix ``beam_`` for beam search at batch 1 and ``batched_`` for greedy decoding in batches of
+    :data:`SERVING_BATCH` (:func:`_speed_calls`), timed in turn on one CPU thread (:func:`cpu_latency`).
     """
-    if not configs:
-        raise ValueError("configs must name at least one Seq2SeqConfig")
-    for name, config in configs.items():
-        if not isinstance(config, Seq2SeqConfig):
-            raise TypeError(f"configs[{name!r}] must be a Seq2SeqConfig, got {type(config).__name__}")
-    max_len = min(config.max_len for config in configs.values())
-    for name, value in (("source_length", source_length), ("steps", steps)):
-        if checks.positive_int(name, value) > max_len:
-            raise ValueError(f"{name}={value} is longer than the shortest max_len of the configs, {max_len}")
-    vocab_size, first_id = min(config.vocab_size for config in configs.values()), max(PAD_ID, BOS_ID, EOS_ID) + 1
-    generator = torch.Generator().manual_seed(0)
-    src_ids = torch.randint(first_id, vocab_size, (1, source_length), generator=generator)
-    words = torch.randint(first_id, vocab_size, (1, steps - 1), generator=generator)
-    prefix = torch.cat([torch.full((1, 1), BOS_ID), words], dim=1)
-    src_mask = torch.ones_like(src_ids, dtype=torch.bool)
-
-    def call(model: nn.Module) -> None:
-        cached = CachedDecoder(model)
-        memory = cached.encode(src_ids, src_mask)
-        for length in range(1, steps + 1):
-            cached.decode_step(memory, src_mask, prefix[:, :length]).argmax(dim=-1)
-
-    models = {name: Seq2SeqTransformer(config).eval() for name, config in configs.items()}
-    with torch.inference_mode():
-        return cpu_latency(models, call, rounds, seconds_per_round=0.1)
+    if "teacher" not in models:
+        raise ValueError(f"models must include the 'teacher' the speed-ups are measured against, got {list(models)}")
+    speed: dict[str, dict[str, float]] = {name: {} for name in models}
+    for prefix, (call, sentences) in _speed_calls(vocab, pairs, max_len, beam_size).items():
+        latency = cpu_latency(models, call, rounds, seconds_per_round=0.2)
+        for name in models:
+            speed[name][f"{prefix}ms_per_sentence"] = round(latency[name] / sentences, 3)
+            speed[name][f"{prefix}speedup"] = round(latency["teacher"] / latency[name], 2)
+    return speed
 
 
 def _row(role: str, models: Sequence[Trained], evaluated: Sequence[dict[str, dict[str, float]]],
@@ -742,24 +745,19 @@ def compare_translation(
     recipes = case_recipes(TRANSLATION_ROLES, recipes, lambda role: translation_recipe(role, mode), same="max_len")
     _check_recipes(recipes, shipped=teacher is not None)
     data_recipe = recipes["alone"]
-    limit = EVAL_PAIRS[mode] if eval_pairs == "mode" else checks.optional_positive_int("eval_pairs", eval_pairs)
+    splits = {"dev": scored_verses(corpus.dev, mode, eval_pairs), "test": scored_verses(corpus.test, mode, eval_pairs)}
     if teacher is None:
         data = prepare_translation_data(corpus, data_recipe)
         teacher = translation_model(context, "teacher", recipes["teacher"], data, progress=progress)
         source = "trained"
     else:
-        if teacher.path is None or not isinstance(teacher.vocab, SubwordVocab):
-            raise ValueError("a teacher trained elsewhere needs its weights' path and its SubwordVocab (see "
-                             "course_lib.cases.translation_reference.as_trained)")
-        data = prepare_translation_data(corpus, data_recipe, vocab=teacher.vocab)
-        source = "shipped"
+        data, source = shipped_teacher_data(corpus, data_recipe, teacher), "shipped"
     seeds = sorted({seed for role_seeds in by_role.values() for seed in role_seeds})
     trained: dict[str, list[Trained]] = {"teacher": [teacher], **{role: [] for role in by_role}}
     for seed in seeds:  # seed by seed, so that a stopped run leaves whole seeds in the model cache
         for role in (role for role, role_seeds in by_role.items() if seed in role_seeds):
             recipe = dataclasses.replace(recipes[role], seed=seed)
             trained[role].append(translation_model(context, role, recipe, data, teacher=teacher, progress=progress))
-    splits = {"dev": _spread(corpus.dev, limit), "test": _spread(corpus.test, limit)}
     evaluated: dict[str, list[dict[str, dict[str, float]]]] = {}
     greedy_test: dict[str, list[str]] = {}
     for role, models in trained.items():
@@ -774,13 +772,10 @@ def compare_translation(
             evaluated[role].append(scores)
     teacher_parameters = count_parameters(teacher.model)
     rows = {role: _row(role, trained[role], evaluated[role], teacher_parameters) for role in TRANSLATION_ROLES}
-    timed = {role: models[0].model for role, models in trained.items()}
-    for prefix, (call, sentences) in _speed_calls(data.vocab, splits["test"], data.max_len,
-                                                  data_recipe.beam_size).items():
-        latency = cpu_latency(timed, call, latency_rounds, seconds_per_round=0.2)
-        for role, row in rows.items():
-            row[f"{prefix}ms_per_sentence"] = round(latency[role] / sentences, 3)
-            row[f"{prefix}speedup"] = round(latency["teacher"] / latency[role], 2)
+    speed = decoding_speed({role: models[0].model for role, models in trained.items()}, data.vocab, splits["test"],
+                           data.max_len, data_recipe.beam_size, latency_rounds)
+    for role, row in rows.items():
+        row.update(speed[role])
     alone = rows["alone"]["test"]["bleu_greedy"]["per_seed"]
     verdicts = {role: seed_verdict(rows[role]["test"]["bleu_greedy"]["per_seed"], alone,
                                    names=(TRANSLATION_ROLES[role].title, TRANSLATION_ROLES["alone"].title), unit="BLEU")

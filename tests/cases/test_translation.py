@@ -17,7 +17,6 @@ from course_lib.cases.translation import (
     compare_translation,
     generate,
     prepare_translation_data,
-    shape_latency,
     subword_vocab,
     teacher_translations,
     teacher_word_targets,
@@ -319,16 +318,3 @@ def test_the_goals_read_the_teacher_and_the_sequence_level_student():
     assert [(goal.measured, goal.met) for goal in missed] == [(18.0, False), (3.0, False), (2.0, False)]
     assert "sequence-level KD" in missed[1].goal
 
-
-def test_shape_latency_times_untrained_models_of_each_shape():
-    shapes = {name: Seq2SeqConfig(vocab_size=30, d_model=16, num_heads=2, encoder_layers=1, decoder_layers=layers,
-                                  d_ff=32, max_len=20)
-              for name, layers in (("deep", 3), ("shallow", 1))}
-    latency = shape_latency(shapes, source_length=6, steps=5, rounds=1)
-    assert set(latency) == {"deep", "shallow"} and all(ms > 0 for ms in latency.values())
-    with pytest.raises(ValueError, match="steps=21 is longer than the shortest max_len of the configs, 20"):
-        shape_latency(shapes, source_length=6, steps=21)
-    with pytest.raises(TypeError, match=r"configs\['x'\] must be a Seq2SeqConfig"):
-        shape_latency({"x": {"d_model": 16}})
-    with pytest.raises(ValueError, match="at least one"):
-        shape_latency({})
