@@ -546,12 +546,14 @@ def translation_model(
     data: TranslationData,
     *,
     teacher: Trained | None = None,
+    cache_name: str | None = None,
     progress: bool = True,
 ) -> Trained:
     """The cached model of ``role`` and ``recipe``, or train it and cache it; students need ``teacher`` (chapter 09).
 
     A model is keyed by its recipe, the training verses, the vocabulary and (a student) the
-    teacher's checkpoint. The epoch of best greedy BLEU on the recipe's dev verses is kept;
+    teacher's checkpoint, and cached under ``cache_name`` (default: the role and the seed; a student
+    of another shape names its own, so that it does not replace the course's student). The epoch of best greedy BLEU on the recipe's dev verses is kept;
     ``metrics`` hold that ``dev_curve``, the training verses used and left out and, for
     sequence-level KD, how many of the teacher's translations were unfinished.
     """
@@ -571,7 +573,7 @@ def translation_model(
         depends_on["teacher"] = teacher.path
     if recipe.method in ("word_kd", "word_seq_kd"):
         depends_on["teacher_top_k"] = str(WORD_KD_TOP_K)
-    name = role if role == "teacher" else f"{role}_seed{recipe.seed}"
+    name = cache_name or (role if role == "teacher" else f"{role}_seed{recipe.seed}")
 
     def build(_: Any) -> nn.Module:
         torch.manual_seed(recipe.seed)

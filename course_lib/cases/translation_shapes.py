@@ -12,6 +12,7 @@ and sets its test BLEU beside its speed-up, against the goals of :data:`TRANSLAT
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,6 +94,14 @@ def _shaped(recipe: TranslationRecipe, name: str, shape: Mapping[str, int]) -> T
     return dataclasses.replace(recipe, **shape)
 
 
+def shape_cache_name(name: str, recipe: TranslationRecipe) -> str:
+    """The model cache's name for the student of shape ``name`` and ``recipe`` (chapter 09): ``seq_kd_4_1_d_model_80_seed0``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not slug:
+        raise ValueError(f"shape name {name!r} needs a letter or a digit, to name its file in the model cache")
+    return f"{recipe.method}_{slug}_seed{recipe.seed}"
+
+
 def compare_shapes(
     context: CourseContext,
     *,
@@ -107,7 +116,8 @@ def compare_shapes(
     """Train or load a student of each shape from ``teacher``, score its test translations and time its decoding (chapter 09).
 
     Every student is ``recipe`` (default: the mode's sequence-level-KD recipe, seed included) with
-    the layers and widths of its shape, learning from the teacher's beam translations; ``teacher``
+    the layers and widths of its shape, learning from the teacher's beam translations, and is cached
+    under :func:`shape_cache_name` (a shape that is ``recipe``'s own shares the course's student); ``teacher``
     is a teacher trained elsewhere (:func:`~course_lib.cases.translation.shipped_teacher_data`).
     Returns a JSON-ready dict: ``rows`` for the teacher and each shape (the shape, parameters and
     share of the teacher's, test BLEU and chrF greedy and beam, BLEU points below the teacher,
@@ -123,7 +133,13 @@ def compare_shapes(
     corpus = corpus or load_bible()
     test = scored_verses(corpus.test, mode, eval_pairs)
     data = shipped_teacher_data(corpus, recipe, teacher)
-    trained = {name: translation_model(context, "seq_kd", shaped, data, teacher=teacher, progress=progress)
+    cache_names = {name: None if shaped == recipe else shape_cache_name(name, shaped) for name, shaped in recipes.items()}
+    named = [cache_name for cache_name in cache_names.values() if cache_name is not None]
+    if len(set(named)) < len(named):
+        raise ValueError(f"shape names {list(shapes)} give the model cache the same file name twice ({named}): "
+                         "name the shapes apart by their letters and digits")
+    trained = {name: translation_model(context, "seq_kd", shaped, data, teacher=teacher, cache_name=cache_names[name],
+                                       progress=progress)
                for name, shaped in recipes.items()}
     models = {"teacher": teacher.model, **{name: student.model for name, student in trained.items()}}
     speed = decoding_speed(models, data.vocab, test, data.max_len, recipe.beam_size, latency_rounds)

@@ -49,11 +49,15 @@ def test_compare_shapes_trains_one_student_of_each_shape_and_times_it(context, m
     data = prepare_translation_data(corpus, recipes["teacher"])
     teacher = dataclasses.replace(translation_model(context, "teacher", recipes["teacher"], data, progress=False),
                                   vocab=data.vocab)
-    shapes = {"1+2": dict(encoder_layers=1, decoder_layers=2), "2+1, d_model 12": dict(encoder_layers=2,
-                                                                                       decoder_layers=1, d_model=12)}
+    own = {field: getattr(recipes["seq_kd"], field) for field in ("encoder_layers", "decoder_layers")}
+    shapes = {"the recipe's": own, "1+2": dict(encoder_layers=1, decoder_layers=2),
+              "2+1, d_model 12": dict(encoder_layers=2, decoder_layers=1, d_model=12)}
     table = json.loads(json.dumps(compare_shapes(context, teacher=teacher, shapes=shapes, recipe=recipes["seq_kd"],
                                                  corpus=corpus, eval_pairs=None, latency_rounds=1, progress=False)))
-    assert list(table["rows"]) == ["teacher", "1+2", "2+1, d_model 12"] and table["test_pairs"] == 6
+    assert list(table["rows"]) == ["teacher", *shapes] and table["test_pairs"] == 6
+    cached = sorted(path.name for path in (model_cache / "models").glob("mt_seq_kd_*.safetensors"))
+    assert cached == ["mt_seq_kd_1_2_seed0_fast.safetensors", "mt_seq_kd_2_1_d_model_12_seed0_fast.safetensors",
+                      "mt_seq_kd_seed0_fast.safetensors"]  # each shape its own file; the recipe's own shape the course's
     assert table["rows"]["2+1, d_model 12"]["shape"]["d_model"] == 12 and table["rows"]["teacher"]["speedup"] == 1.0
     for name in shapes:
         row = table["rows"][name]
@@ -62,5 +66,8 @@ def test_compare_shapes_trains_one_student_of_each_shape_and_times_it(context, m
         assert row["meets"]["seq_kd_speedup"] == (row["speedup"] >= TRANSLATION_GOALS["seq_kd_speedup"])
         assert row["batched_speedup"] > 0 and row["beam_ms_per_sentence"] > 0 and len(row["dev_curve"]) == 1
     assert table["goals"] == {"seq_kd_gap": 1.0, "seq_kd_speedup": 3.0} and table["method"] == "seq_kd"
+    with pytest.raises(ValueError, match="the same file name twice"):
+        compare_shapes(context, teacher=teacher, shapes={"1+2": {"decoder_layers": 2}, "1 2": {"d_model": 12}}, recipe=recipes["seq_kd"],
+                       corpus=corpus)
     with pytest.raises(ValueError, match=r"shape 'wide' sets \['lr'\]; a shape may set only"):
         compare_shapes(context, teacher=teacher, shapes={"wide": {"lr": 1.0}}, recipe=recipes["seq_kd"], corpus=corpus)
