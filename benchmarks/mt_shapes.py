@@ -31,7 +31,7 @@ def _yes(met: bool) -> str:
 
 
 def readme_table(payload: dict) -> str:
-    """The README block: each shape's size, test BLEU, distance to the teacher and speed-ups, against the goals."""
+    """The README block: each shape's size, test BLEU, distance to the teacher and speed-ups against the goals, slowest first."""
     rows, goals = payload["rows"], payload["goals"]
     teacher = rows["teacher"]
     lines = [
@@ -49,7 +49,8 @@ def readme_table(payload: dict) -> str:
         f"{teacher['shape']['d_model']}) | {teacher['parameters']:,} | {teacher['test']['bleu_greedy']:.1f} | – | – | "
         "1.0× | – | 1.0× | 1.0× |",
     ]
-    for name, row in ((name, row) for name, row in rows.items() if name != "teacher"):
+    for name, row in sorted(((name, row) for name, row in rows.items() if name != "teacher"),
+                            key=lambda item: item[1]["speedup"]):
         lines.append(
             f"| {name} | {row['parameters']:,} ({row['size_ratio']:.0%}) | {row['test']['bleu_greedy']:.1f} | "
             f"{row['bleu_below_teacher']:.1f} | {_yes(row['meets']['seq_kd_gap'])} | {row['speedup']:.2f}× | "
