@@ -95,7 +95,7 @@ def _shaped(recipe: TranslationRecipe, name: str, shape: Mapping[str, int]) -> T
 
 
 def shape_cache_name(name: str, recipe: TranslationRecipe) -> str:
-    """The model cache's name for the student of shape ``name`` and ``recipe`` (chapter 09): ``seq_kd_4_1_d_model_80_seed0``."""
+    """The model cache's name for the student of shape ``name`` and ``recipe``, e.g. ``seq_kd_4_1_d_model_80_seed0`` (chapter 09)."""
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if not slug:
         raise ValueError(f"shape name {name!r} needs a letter or a digit, to name its file in the model cache")
