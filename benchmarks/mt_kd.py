@@ -11,9 +11,9 @@ students of ``course_lib.cases.translation`` — references only, word-level KD,
 both — on the teacher's vocabulary, and measures each with ``compare_translation``: sacrebleu BLEU and chrF on the dev and test verses,
 greedy and beam search, per seed with mean and standard deviation (the seeds of ``translation_seeds``:
 in full mode three for every student, unless ``--seeds`` names others); parameters; the CPU time on
-one thread of greedy and beam decoding at batch 1 and of greedy decoding in batches of 64. The JSON holds every row, the seed verdicts, example
-translations, the recipes, sacrebleu's signatures, Kim & Rush's published figures beside ours,
-the wall time and the device. Fast mode's students learn from a spread-out part of the training
+one thread of greedy and beam decoding at batch 1 and of greedy decoding in batches of 64. The JSON
+holds every row, the seed verdicts, example translations, the recipes, sacrebleu's signatures,
+Kim & Rush's published figures beside ours, the wall time and the device. Fast mode's students learn from a spread-out part of the training
 verses; full mode's from all of them (measured on two CPU cores: the teacher's beam translations
 of the training verses 10 min, its top subwords for word-level KD about a minute for each target
 set, a student 10–15 min, scoring the thirteen models 7 min; the four students of one seed about

@@ -132,12 +132,12 @@ def model_dependencies(method: str, teacher: Trained | None, data_sha256: str, *
 
 
 def cpu_latency(models: Mapping[str, nn.Module], call: Callable[[nn.Module], Any], rounds: int,
-                   seconds_per_round: float = 0.05) -> dict[str, float]:
+                seconds_per_round: float = 0.05) -> dict[str, float]:
     """Milliseconds per call of ``call(model)`` for each model, timed in turn on one CPU thread (chapter 06).
 
     A call on one input measures the latency of serving at batch 1; a call on many, the cost per input
-    of serving in batches. Every model is copied to the CPU first (a GPU-trained model is served on a CPU too); each keeps
-    the median of its quietest round (:func:`~course_lib.train.latency.interleaved_latency`).
+    of serving in batches. Every model is copied to the CPU first (a GPU-trained model is served on a
+    CPU too); each keeps the median of its quietest round (:func:`~course_lib.train.latency.interleaved_latency`).
     """
     on_cpu = {name: copy.deepcopy(model).cpu().eval() for name, model in models.items()}
     timed = interleaved_latency({name: ((lambda m=model: call(m)), 1) for name, model in on_cpu.items()},

@@ -382,7 +382,7 @@ def compare_news(
     test = _news_batches(corpus.test, vocab, teacher_recipe, shuffle=False, batch_size=128)
     example = _news_batches(corpus.test[:1], vocab, teacher_recipe, shuffle=False)[0]
     latency = cpu_latency({role: model.model for role, model in trained.items()},
-                             lambda model: model(example["input_ids"], mask=example["mask"]), latency_rounds)
+                          lambda model: model(example["input_ids"], mask=example["mask"]), latency_rounds)
     rows = {role: _row(role, model, test, latency[role]) for role, model in trained.items()}
     sizes = {"train": len(corpus.train), "dev": len(corpus.dev), "test": len(corpus.test)}
     return _NewsComparison(mode=mode, rows=rows, vocab_size=len(vocab), split_sizes=sizes,

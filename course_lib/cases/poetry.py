@@ -317,7 +317,7 @@ def compare_poetry(
     steps = len(test_sequences[0]) + 1
     cpu = torch.device("cpu")
     latency = cpu_latency({role: model_of.model for role, model_of in trained.items()},
-                             lambda model: _poem_steps(model, vocab, steps, cpu)(), latency_rounds, seconds_per_round=0.2)
+                          lambda model: _poem_steps(model, vocab, steps, cpu)(), latency_rounds, seconds_per_round=0.2)
     rows = {}
     for role, model_of in trained.items():
         written = _sample(model_of.model, vocab, samples, 1.0, seed=1234, device=device)

@@ -223,8 +223,8 @@ def _check_recipes(recipes: Mapping[str, TranslationRecipe], shipped: bool = Fal
                              f"{TRANSLATION_ROLES[role].method!r}")
 
 
-def spread_evenly(items: Sequence[Any], count: int | None) -> list[Any]:
-    """``count`` items spread evenly over ``items`` in their order (all of them for None or a larger count) (chapter 09)."""
+def _spread(items: Sequence[Any], count: int | None) -> list[Any]:
+    """``count`` items spread evenly over ``items`` in their order (all of them for None or a larger count)."""
     if count is None or count >= len(items):
         return list(items)
     return [items[(index * len(items)) // count] for index in range(count)]
@@ -236,7 +236,7 @@ def scored_verses(pairs: Sequence[VersePair], mode: str, eval_pairs: int | None 
     None: all of them; "mode": :data:`EVAL_PAIRS` of ``mode``.
     """
     limit = EVAL_PAIRS[mode] if eval_pairs == "mode" else checks.optional_positive_int("eval_pairs", eval_pairs)
-    return spread_evenly(pairs, limit)
+    return _spread(pairs, limit)
 
 
 def _corpus_sha256(pairs: Sequence[VersePair]) -> str:
@@ -305,7 +305,7 @@ def prepare_translation_data(corpus: BibleCorpus, recipe: TranslationRecipe,
     elif len(vocab) > recipe.vocab_size:
         raise ValueError(f"the given vocabulary has {len(vocab):,} subwords, more than recipe.vocab_size="
                          f"{recipe.vocab_size:,}: use the recipe the vocabulary's model was trained with")
-    pairs = spread_evenly(corpus.train, recipe.train_pairs)
+    pairs = _spread(corpus.train, recipe.train_pairs)
     sources = vocab.encode([pair.english for pair in pairs])
     targets = vocab.encode([pair.spanish for pair in pairs])
     kept = [(s, t) for s, t in zip(sources, targets, strict=True) if max(len(s), len(t)) <= recipe.max_len]
@@ -606,7 +606,7 @@ def fit_translation(model: nn.Module, role: str, recipe: TranslationRecipe, data
         cache = word_kd_targets(teacher_model, recipe, data, mode, targets)
     loss_fn = translation_loss(recipe, teacher_model, cache)
     trained = fit(model, translation_loader(data.sources, targets, recipe.batch_size, seed=recipe.seed), recipe,
-                  loss_fn=loss_fn, dev_loader=spread_evenly(data.corpus.dev, recipe.dev_pairs),
+                  loss_fn=loss_fn, dev_loader=_spread(data.corpus.dev, recipe.dev_pairs),
                   evaluate_fn=_dev_bleu(data.vocab, recipe.max_len),
                   monitor="bleu", mode="max", device=device, progress=progress,
                   desc=f"{TRANSLATION_ROLES[role].title}, seed {recipe.seed}")
@@ -648,7 +648,7 @@ def _speed_calls(vocab: SubwordVocab, pairs: Sequence[VersePair], max_len: int,
     by_length = sorted((_cut(ids, max_len) for ids in vocab.encode([pair.english for pair in pairs])), key=len)
     middle = max(0, len(by_length) // 2 - LATENCY_SENTENCES // 2)
     single = by_length[middle : middle + LATENCY_SENTENCES]
-    batched = vocab.encode([pair.english for pair in spread_evenly(pairs, BATCHED_SENTENCES)])
+    batched = vocab.encode([pair.english for pair in _spread(pairs, BATCHED_SENTENCES)])
 
     def one_at_a_time(beam: int) -> Callable[[nn.Module], None]:
         def call(model: nn.Module) -> None:

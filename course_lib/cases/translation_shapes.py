@@ -147,10 +147,9 @@ def compare_shapes(
     rows: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         scores, _ = score_translations(model, data.vocab, test, data.max_len, recipe.beam_size)
-        config = model.config
-        rows[name] = {"shape": {field: getattr(config, field) for field in SHAPE_FIELDS},
-                      "parameters": count_parameters(model),
-                      "size_ratio": round(count_parameters(model) / teacher_parameters, 4),
+        parameters = count_parameters(model)
+        rows[name] = {"shape": {field: getattr(model.config, field) for field in SHAPE_FIELDS},
+                      "parameters": parameters, "size_ratio": round(parameters / teacher_parameters, 4),
                       "test": scores, **speed[name]}
     teacher_bleu = rows["teacher"]["test"]["bleu_greedy"]
     for name, student in trained.items():

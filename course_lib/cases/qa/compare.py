@@ -420,5 +420,5 @@ def _latencies(trained: Mapping[str, Trained], reference: nn.Module, reference_v
     span_ms = cpu_latency({role: model.model for role, model in trained.items()}, answer_all, rounds)
     ids = torch.tensor([reference_vocab.encode(example.passage)])
     tagger_ms = cpu_latency({"reference_tagger": reference},
-                               lambda model: model(ids, mask=torch.ones_like(ids, dtype=torch.bool)), rounds)
+                            lambda model: model(ids, mask=torch.ones_like(ids, dtype=torch.bool)), rounds)
     return {**span_ms, **tagger_ms}
